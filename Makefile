@@ -1,0 +1,43 @@
+# genlab: `make train` trains the default experiment, `make test` runs lint + the test suite.
+# Both create .venv on first use (CPU torch 2.13.0 first, unless a torch is already importable
+# or TORCH_SPEC names another, e.g. TORCH_SPEC="torch==2.5.1 --index-url ...").
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: venv train test test-slow lint format bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e '.[dev,sweep]'
+	touch $@
+
+train: venv
+	$(BIN)/genlab-train $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: venv
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: venv
+	$(BIN)/python benchmarks/data_loader.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Plain nn.Modules. Networks know nothing of configs, losses or Lightning."""

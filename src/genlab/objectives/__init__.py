@@ -1,0 +1,1 @@
+"""Training objectives: GAN losses and penalties, the VAE ELBO, autoregressive NLL."""

@@ -1,0 +1,86 @@
+"""genlab-train end to end: every experiment with debug=fast, metrics.json, resume, W&B offline."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from genlab.data.download import DataNotFoundError
+from genlab.train import train
+from tests.helpers import compose_train_config, group_options
+
+NEEDS_REAL_DATA = {"vae_mnist"}
+
+
+def run_fast(tmp_path: Path, *overrides: str) -> dict:
+    cfg = compose_train_config(["debug=fast", *overrides], output_dir=tmp_path)
+    return train(cfg)
+
+
+@pytest.mark.parametrize("experiment", group_options("experiment"))
+def test_every_experiment_runs_with_debug_fast(experiment, tmp_path, request, monkeypatch):
+    if experiment in NEEDS_REAL_DATA:
+        monkeypatch.setenv("GENLAB_DATA", str(request.getfixturevalue("shared_data_dir")))
+    record = run_fast(tmp_path, f"experiment={experiment}")
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written == record
+    assert written["status"] == "completed"
+    assert written["images_seen"] == 3 * 16 and written["train_steps"] == 3
+    for key in ("val/neg_elbo", "test/neg_elbo", "test/iwae_nll", "wall_time_s"):
+        assert isinstance(written[key], float) and written[key] == written[key]  # not NaN
+    assert written["test/iwae_nll"] < written["test/neg_elbo"] + 5.0
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    samples = Image.open(tmp_path / "samples" / "reconstructions.png")
+    assert samples.mode == "L" and samples.width > samples.height
+
+
+def test_resume_continues_the_counters(tmp_path):
+    first = run_fast(tmp_path / "first")
+    ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    second = run_fast(tmp_path / "second", f"ckpt_path={ckpt}", "trainer.max_epochs=2")
+    assert first["images_seen"] == 48 and second["images_seen"] == 96
+    assert second["train_steps"] == 6 and second["epochs"] == 2
+    state = torch.load(tmp_path / "second" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert int(state["state_dict"]["images_seen"]) == 96
+
+
+def test_missing_data_fails_before_training_and_records_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "empty"))
+    with pytest.raises(DataNotFoundError, match="GENLAB_DATA"):
+        run_fast(tmp_path / "run", "experiment=vae_mnist")
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "failed" and "DataNotFoundError" in record["error"]
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_wandb_offline_run_keeps_the_logged_history(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    record = run_fast(tmp_path, "logger=wandb")
+    runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    history = runs[0].read_bytes()
+    for key in (b"val/neg_elbo", b"test/iwae_nll", b"pictures/samples"):
+        assert key in history
+    assert record["status"] == "completed"
+
+
+def test_command_line_entry_point_writes_the_run_directory(tmp_path):
+    run_dir = tmp_path / "cli_run"
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    result = subprocess.run(
+        [sys.executable, "-m", "genlab.train", "debug=fast", f"hydra.run.dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert f"checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}" in result.stdout
