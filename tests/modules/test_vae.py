@@ -22,7 +22,7 @@ def make_vae(num_classes=0, latent_dim=4, image_shape=(1, 28, 28), conv=False, *
         image_shape=image_shape,
         latent_dim=latent_dim,
         num_classes=num_classes,
-        **kwargs,
+        **{"conditional": num_classes > 0, **kwargs},
     )
 
 
@@ -112,7 +112,7 @@ def test_conditional_sampling_requires_labels():
     [
         ({"latent_dim": 0}, "latent_dim=0"),
         ({"iwae_samples": 0}, "iwae_samples=0"),
-        ({"num_classes": -1}, "num_classes=-1"),
+        ({"conditional": True, "num_classes": 0}, "needs labelled data"),
     ],
 )
 def test_bad_hyperparameters_are_rejected(kwargs, message):

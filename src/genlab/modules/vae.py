@@ -1,7 +1,7 @@
 """The VAE family in one LightningModule: VAE, beta-VAE (plain or capacity-annealed) and CVAE.
 
 Which member it is follows from what is passed in: ``kl_weighting`` (BetaKL / CapacityKL) and
-``num_classes`` (> 0 makes encoder and decoder label-conditioned).
+``conditional`` (True makes encoder and decoder see the label, one of ``num_classes``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class VAE(LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         image_shape: Sequence[int],
         latent_dim: int = 32,
+        conditional: bool = False,
         num_classes: int = 0,
         iwae_samples: int = 1000,
         iwae_chunk: int = 100,
@@ -56,8 +57,12 @@ class VAE(LightningModule):
             raise ValueError(
                 f"model.iwae_samples={iwae_samples} and model.iwae_chunk={iwae_chunk} must be >= 1"
             )
-        if num_classes < 0:
-            raise ValueError(f"model.num_classes={num_classes} must be >= 0 (0 = unconditional)")
+        if conditional and num_classes < 2:
+            raise ValueError(
+                f"a conditional VAE needs labelled data, but data.num_classes={num_classes}: "
+                "choose a labelled data set (shapes, mnist, fashion_mnist, cifar10) or model=vae"
+            )
+        num_classes = num_classes if conditional else 0
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.num_classes = num_classes
