@@ -70,17 +70,30 @@ def test_wandb_offline_run_keeps_the_logged_history(tmp_path, monkeypatch):
     assert record["status"] == "completed"
 
 
-def test_command_line_entry_point_writes_the_run_directory(tmp_path):
-    run_dir = tmp_path / "cli_run"
-    env = {**os.environ, "WANDB_MODE": "offline"}
+def run_cli(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """Run genlab-train in a fresh process (as a user would; DDP re-launches it)."""
     result = subprocess.run(
-        [sys.executable, "-m", "genlab.train", "debug=fast", f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "genlab.train", *overrides, f"hydra.run.dir={run_dir}"],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "WANDB_MODE": "offline"},
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_command_line_entry_point_writes_the_run_directory(tmp_path):
+    run_dir = tmp_path / "cli_run"
+    result = run_cli(run_dir, "debug=fast")
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert f"checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}" in result.stdout
+
+
+def test_ddp_on_two_cpu_processes_counts_the_images_of_both(tmp_path):
+    run_dir = tmp_path / "ddp_run"
+    run_cli(run_dir, "debug=fast", "hardware=ddp_cpu")
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "completed"
+    assert record["images_seen"] == 2 * 3 * 16 and record["train_steps"] == 3

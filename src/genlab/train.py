@@ -38,7 +38,12 @@ def _instantiate_dict(group: DictConfig | None) -> list[Any]:
 
 
 def _scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
-    return {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1}
+    """The logged scalars (the counters are recorded separately, as ints)."""
+    return {
+        k: float(v)
+        for k, v in sorted(trainer.callback_metrics.items())
+        if v.numel() == 1 and not k.startswith("counters/")
+    }
 
 
 def _finish_wandb(status: str) -> None:

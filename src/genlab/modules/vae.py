@@ -136,18 +136,16 @@ class VAE(LightningModule):
         self.train_steps += 1
         self.images_seen += x.shape[0] * self.trainer.world_size
         neg_elbo = (terms["rec_nll"] + terms["kl"]).mean()
+        self.log("train/neg_elbo", neg_elbo, prog_bar=True, batch_size=x.shape[0])
         self.log_dict(
             {
                 "train/loss": loss,
-                "train/neg_elbo": neg_elbo,
                 "train/kl": terms["kl"].mean(),
                 "train/rec_nll": terms["rec_nll"].mean(),
                 "train/kl_capacity": float(self.kl_weighting.capacity(step)),
             },
-            prog_bar=False,
             batch_size=x.shape[0],
         )
-        self.log("neg_elbo", neg_elbo, prog_bar=True, logger=False, batch_size=x.shape[0])
         self.log_dict(
             {f"counters/{k}": float(v) for k, v in counter_values(self, *COUNTERS).items()},
             batch_size=x.shape[0],
