@@ -38,6 +38,7 @@ format: venv
 
 bench: venv
 	$(BIN)/python benchmarks/data_loader.py
+	$(BIN)/python benchmarks/reference_cache.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

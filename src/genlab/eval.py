@@ -1,0 +1,121 @@
+"""``genlab-eval RUN_DIR [overrides]``: every metric that applies to a trained run, written to
+``RUN_DIR/eval.json`` and printed as a table.
+
+Samplers get FID / IS / KID / precision / recall / density / coverage and the memorization
+check (``eval.*`` settings, e.g. ``eval.num_samples=2000`` or ``eval/extractor=inception``);
+models with a test step (VAE: -ELBO and IWAE NLL) are also run over the test split. Other
+overrides (e.g. ``paths.data_dir=...``) apply to the run's saved config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from lightning.pytorch.utilities.model_helpers import is_overridden
+from omegaconf import OmegaConf, open_dict
+from rich.console import Console
+from rich.table import Table
+
+from genlab.metrics.evaluate import dataset_key, evaluate_samples, settings_from_config
+from genlab.runs import checkpoint_path, load_model, load_run_config
+from genlab.train import CONFIG_DIR
+from genlab.utils.images import make_grid, save_png
+from genlab.utils.io import atomic_write_json
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="genlab-eval", description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path, help="a genlab-train run directory")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. eval.num_samples=2000")
+    parser.add_argument("--ckpt", type=Path, default=None, help="checkpoint (default: last.ckpt)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    return parser.parse_args(argv)
+
+
+def eval_config(run_dir: Path, overrides: list[str]):
+    """The run's config, with the ``eval`` node composed afresh from conf/ and the overrides."""
+    eval_overrides = [o for o in overrides if o.startswith(("eval.", "eval/", "+eval"))]
+    other = [o for o in overrides if o not in eval_overrides]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        composed = compose(config_name="train", overrides=eval_overrides)
+    cfg = load_run_config(run_dir)
+    with open_dict(cfg):
+        cfg.eval = composed.eval
+        for override in other:
+            key, _, value = override.partition("=")
+            OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"v={value}"]).v, merge=True)
+    return cfg
+
+
+def likelihood_metrics(model: L.LightningModule, datamodule: Any) -> dict[str, float]:
+    """The model's own test metrics (e.g. test/neg_elbo, test/iwae_nll) when it has a test step."""
+    if not is_overridden("test_step", model):
+        return {}
+    trainer = L.Trainer(
+        accelerator="auto", devices=1, logger=False, enable_checkpointing=False, callbacks=[]
+    )
+    (results,) = trainer.test(model, datamodule=datamodule, verbose=False)
+    return {k: float(v) for k, v in results.items()}
+
+
+def print_table(record: dict[str, Any]) -> None:
+    table = Table(title=f"genlab-eval {record['run_dir']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in record.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4g}")
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    cfg = eval_config(args.run_dir, args.overrides)
+    ckpt = checkpoint_path(args.run_dir, args.ckpt)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    model = load_model(cfg, ckpt, device=args.device)
+    L.seed_everything(args.seed, verbose=False)
+    extractor = instantiate(cfg.eval.extractor)(
+        source=datamodule.source,
+        dataset_key=dataset_key(cfg.data),
+        num_classes=cfg.data.num_classes,
+        cache_dir=cfg.paths.cache_dir,
+    )
+    settings = settings_from_config(cfg.eval)
+    quality, pairs = evaluate_samples(
+        model, datamodule.source, cfg.data, extractor, settings, cfg.paths.cache_dir
+    )
+    grid_path = save_png(
+        args.run_dir / "samples" / "nearest_neighbours.png", make_grid(pairs.images, pairs.nrow), 2
+    )
+    record: dict[str, Any] = {
+        "run_dir": str(args.run_dir),
+        "checkpoint": str(ckpt),
+        "extractor": extractor.key,
+        "extractor_test_accuracy": getattr(extractor, "test_accuracy", None),
+        "num_samples": settings.num_samples,
+        "split": settings.split,
+        "seed": args.seed,
+        **{f"eval/{k}": v for k, v in quality.items()},
+        **likelihood_metrics(model, datamodule),
+        "nearest_neighbours_png": str(grid_path),
+    }
+    record["wall_time_s"] = round(time.perf_counter() - start, 3)
+    atomic_write_json(args.run_dir / "eval.json", record)
+    print_table(record)
+    print(f"wrote {args.run_dir / 'eval.json'}")
+    return record
+
+
+if __name__ == "__main__":
+    main()

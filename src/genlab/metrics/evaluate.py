@@ -1,0 +1,116 @@
+"""Sample-quality evaluation of a trained model: generate, extract features, compare with the
+cached reference of the real split, and check for memorization of training images."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from genlab.metrics.extractors import FeatureExtractor
+from genlab.metrics.nearest import memorization_grid, memorization_summary, nearest_neighbours
+from genlab.metrics.quality import QualitySettings, sample_quality
+from genlab.metrics.reference import load_or_compute_reference
+from genlab.utils.images import Grid
+
+SOURCE_KEYS_IGNORED = ("root", "download")  # where the files are does not change the data
+
+
+def dataset_key(data_cfg: DictConfig) -> str:
+    """Names a data set for caches: source name, image shape and a hash of the source config
+    (so, e.g., shapes with another seed or size get their own evaluator and reference)."""
+    source = OmegaConf.to_container(data_cfg.source, resolve=True)
+    name = source["_target_"].rsplit(".", 1)[-1].lower()
+    kept = {k: v for k, v in sorted(source.items()) if k not in SOURCE_KEYS_IGNORED}
+    digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{name}-{data_cfg.channels}x{data_cfg.image_size}x{data_cfg.image_size}-{digest}"
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What to evaluate on (see conf/eval/default.yaml)."""
+
+    num_samples: int = 10000
+    split: str = "test"
+    batch_size: int = 500
+    memorization_samples: int = 1000
+    memorization_grid_rows: int = 16
+    quality: QualitySettings = field(default_factory=QualitySettings)
+
+
+def settings_from_config(eval_cfg: DictConfig) -> EvalSettings:
+    """EvalSettings from the ``eval`` config node (its ``extractor`` is built separately)."""
+    values = OmegaConf.to_container(eval_cfg, resolve=True)
+    values.pop("extractor", None)
+    quality = QualitySettings(**values.pop("quality", {}))
+    return EvalSettings(**values, quality=quality)
+
+
+def _quantize(images: Tensor) -> Tensor:
+    """Round to 8-bit levels, as the images are when saved (N, C, H, W) in [0, 1]."""
+    return images.clamp(0, 1).mul(255).round().div(255)
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module, num_samples: int, batch_size: int, label: int | None = None
+) -> Tensor:
+    """``num_samples`` images from ``model.sample`` as float (N, C, H, W) in [0, 1] on the CPU.
+    A class-conditional model gets ``label``, or every class in turn when it is None."""
+    num_classes = getattr(model, "num_classes", 0)
+    if label is not None and not 0 <= label < num_classes:
+        kind = f"classes are 0..{num_classes - 1}" if num_classes else "the model is unconditional"
+        raise ValueError(f"label={label} is not a class of this model: {kind}")
+    device = next(model.parameters()).device
+    images = []
+    for start in range(0, num_samples, batch_size):
+        n = min(batch_size, num_samples - start)
+        labels = None
+        if num_classes > 0:
+            labels = torch.arange(start, start + n, device=device) % num_classes
+            if label is not None:
+                labels.fill_(label)
+        images.append(_quantize(model.sample(n, y=labels)).cpu())
+    return torch.cat(images)
+
+
+def evaluate_samples(
+    model: nn.Module,
+    source: Any,
+    data_cfg: DictConfig,
+    extractor: FeatureExtractor,
+    settings: EvalSettings,
+    cache_dir: str,
+    rank: int = 0,
+    world_size: int = 1,
+) -> tuple[dict[str, float], Grid]:
+    """All sample-quality metrics of ``model`` against the real ``settings.split``, and a grid of
+    samples beside their nearest training images. Under DDP each process generates its share
+    of the samples and takes its share of the reference; the metrics cover all of them."""
+    key = dataset_key(data_cfg)
+    real = load_or_compute_reference(
+        extractor, source.load(settings.split), key, settings.split, settings.num_samples, cache_dir
+    )
+    fakes = generate(model, len(range(rank, settings.num_samples, world_size)), settings.batch_size)
+    fake_features = extractor.features(fakes)  # (N, D)
+    metrics = sample_quality(
+        real.features[rank::world_size], fake_features, extractor.logits(fakes), settings.quality
+    )
+    train = source.load("train")
+    train_reference = load_or_compute_reference(
+        extractor, train, key, "train", len(train), cache_dir
+    )
+    queries = fakes[: settings.memorization_samples]  # (M, C, H, W)
+    pixel_distances, pixel_index = nearest_neighbours(queries, train.images)
+    feature_distances, _ = nearest_neighbours(
+        fake_features[: settings.memorization_samples], train_reference.features
+    )
+    metrics.update(memorization_summary(pixel_distances, feature_distances))
+    rows = settings.memorization_grid_rows
+    pairs = memorization_grid(queries[:rows], train.images, pixel_index[:rows])  # (2R, C, H, W)
+    return metrics, Grid(pairs, 8)  # four (sample, nearest training image) pairs per row
