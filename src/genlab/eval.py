@@ -20,13 +20,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import OmegaConf, open_dict
 from rich.console import Console
-from rich.table import Table
 
 from genlab.metrics.evaluate import dataset_key, evaluate_samples, settings_from_config
 from genlab.runs import checkpoint_path, load_model, load_run_config
 from genlab.train import CONFIG_DIR
 from genlab.utils.images import make_grid, save_png
 from genlab.utils.io import atomic_write_json
+from genlab.utils.summary import metrics_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,16 +63,6 @@ def likelihood_metrics(model: L.LightningModule, datamodule: Any) -> dict[str, f
     )
     (results,) = trainer.test(model, datamodule=datamodule, verbose=False)
     return {k: float(v) for k, v in results.items()}
-
-
-def print_table(record: dict[str, Any]) -> None:
-    table = Table(title=f"genlab-eval {record['run_dir']}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in record.items():
-        if isinstance(value, float):
-            table.add_row(key, f"{value:.4g}")
-    Console().print(table)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -112,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     record["wall_time_s"] = round(time.perf_counter() - start, 3)
     atomic_write_json(args.run_dir / "eval.json", record)
-    print_table(record)
+    Console().print(metrics_table(f"genlab-eval {args.run_dir}", record))
     print(f"wrote {args.run_dir / 'eval.json'}")
     return record
 

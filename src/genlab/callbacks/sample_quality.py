@@ -46,13 +46,21 @@ class SampleQuality(Callback):
         self._extractor: FeatureExtractor | None = None
 
     def _extractor_for(self, trainer: Trainer) -> FeatureExtractor:
+        """Built once; under DDP rank 0 builds (and, if need be, trains and caches) it first,
+        then the other ranks load it from the cache."""
         if self._extractor is None:
-            self._extractor = instantiate(self.eval_cfg.extractor)(
-                source=trainer.datamodule.source,
-                dataset_key=dataset_key(self.data_cfg),
-                num_classes=self.data_cfg.num_classes,
-                cache_dir=self.cache_dir,
-            )
+            build = instantiate(self.eval_cfg.extractor)
+            kwargs = {
+                "source": trainer.datamodule.source,
+                "dataset_key": dataset_key(self.data_cfg),
+                "num_classes": self.data_cfg.num_classes,
+                "cache_dir": self.cache_dir,
+            }
+            if trainer.is_global_zero:
+                self._extractor = build(**kwargs)
+            trainer.strategy.barrier("sample_quality_extractor")
+            if not trainer.is_global_zero:
+                self._extractor = build(**kwargs)
         return self._extractor
 
     def evaluate(self, trainer: Trainer, module: LightningModule) -> dict[str, float]:

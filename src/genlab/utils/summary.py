@@ -27,8 +27,9 @@ def run_files(output_dir: Path, trainer: Trainer) -> dict[str, str]:
     return files
 
 
-def print_run_summary(output_dir: Path, record: dict[str, Any], trainer: Trainer) -> None:
-    table = Table(title=f"genlab run '{record.get('name')}': {record['status']}")
+def metrics_table(title: str, record: dict[str, Any]) -> Table:
+    """The numeric entries of a metrics record (metrics.json, eval.json) as a table."""
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in record.items():
@@ -36,8 +37,12 @@ def print_run_summary(output_dir: Path, record: dict[str, Any], trainer: Trainer
             table.add_row(key, f"{value:.4g}")
         elif isinstance(value, int) and not isinstance(value, bool):
             table.add_row(key, str(value))
+    return table
+
+
+def print_run_summary(output_dir: Path, record: dict[str, Any], trainer: Trainer) -> None:
     console = Console()
-    console.print(table)
+    console.print(metrics_table(f"genlab run '{record.get('name')}': {record['status']}", record))
     console.print("[bold]outputs[/bold]")
     for key, value in run_files(output_dir, trainer).items():
         console.print(f"  {key}: {value}", soft_wrap=True, highlight=False)
