@@ -1,11 +1,12 @@
 """genlab-sample and genlab-eval on a run trained here, and evaluation during training."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from genlab import eval as genlab_eval
 from genlab import sample as genlab_sample
 from genlab.train import train
 from tests.helpers import compose_train_config
@@ -33,27 +34,37 @@ def run_dir(tmp_path_factory):
 
 
 def test_sample_writes_uint8_images(run_dir, tmp_path):
-    out = genlab_sample.main(
+    out = genlab_sample.sample_run(
         [str(run_dir), "--num-samples", "10", "--out", str(tmp_path / "s.npz")]
     )
     images = np.load(out)["images"]
     assert images.shape == (10, 32, 32, 1) and images.dtype == np.uint8
-    again = genlab_sample.main(
+    again = genlab_sample.sample_run(
         [str(run_dir), "--num-samples", "10", "--out", str(tmp_path / "t.npz")]
     )
     np.testing.assert_array_equal(np.load(again)["images"], images)  # same seed, same images
 
 
+def test_sample_command_exits_cleanly(run_dir, tmp_path):
+    out = tmp_path / "cli.npz"
+    command = [sys.executable, "-m", "genlab.sample", str(run_dir), "--num-samples", "4"]
+    result = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert np.load(out)["images"].shape == (4, 32, 32, 1)
+
+
 def test_sample_rejects_a_label_for_an_unconditional_model(run_dir, tmp_path):
     with pytest.raises(ValueError, match="unconditional"):
-        genlab_sample.main([str(run_dir), "--out", str(tmp_path / "s.npz"), "--label", "1"])
+        genlab_sample.sample_run([str(run_dir), "--out", str(tmp_path / "s.npz"), "--label", "1"])
 
 
-def test_eval_writes_every_metric_to_eval_json(run_dir, tmp_path):
+def test_eval_command_writes_every_metric_to_eval_json(run_dir, tmp_path):
     cache = f"paths.cache_dir={tmp_path / 'cache'}"
-    record = genlab_eval.main([str(run_dir), *SMALL_EVAL, cache])
+    command = [sys.executable, "-m", "genlab.eval", str(run_dir), *SMALL_EVAL, cache]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "eval/fid" in result.stdout  # the printed table
     written = json.loads((run_dir / "eval.json").read_text())
-    assert written == record
     for key in ("fid", "kid_mean", "is_mean", "precision", "recall", "density", "coverage"):
         assert np.isfinite(written[f"eval/{key}"])
     assert written["eval/nn_pixel_min"] >= 0

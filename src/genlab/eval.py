@@ -65,7 +65,8 @@ def likelihood_metrics(model: L.LightningModule, datamodule: Any) -> dict[str, f
     return {k: float(v) for k, v in results.items()}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def evaluate_run(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run genlab-eval on command-line arguments; returns what it writes to eval.json."""
     args = parse_args(argv)
     start = time.perf_counter()
     cfg = eval_config(args.run_dir, args.overrides)
@@ -105,6 +106,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     Console().print(metrics_table(f"genlab-eval {args.run_dir}", record))
     print(f"wrote {args.run_dir / 'eval.json'}")
     return record
+
+
+def main() -> None:
+    evaluate_run()
 
 
 if __name__ == "__main__":

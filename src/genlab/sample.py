@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> Path:
+def sample_run(argv: list[str] | None = None) -> Path:
+    """Run genlab-sample on command-line arguments; returns the .npz path."""
     args = parse_args(argv)
     cfg = load_run_config(args.run_dir)
     model = load_model(cfg, checkpoint_path(args.run_dir, args.ckpt), device=args.device)
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> Path:
     atomic_write_bytes(args.out, buffer.getvalue())
     print(f"wrote {args.num_samples} samples to {args.out}")
     return args.out
+
+
+def main() -> None:
+    sample_run()
 
 
 if __name__ == "__main__":
