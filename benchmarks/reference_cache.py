@@ -19,12 +19,16 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from genlab.data.download import DataNotFoundError
 from genlab.data.sources import MNIST
+from genlab.metrics.evaluate import dataset_key
 from genlab.metrics.evaluator import load_or_train_evaluator
 from genlab.metrics.reference import load_or_compute_reference
 from genlab.utils.io import atomic_write_json
+
+CONFIG = Path(__file__).resolve().parents[1] / "conf"
 
 
 def main() -> None:
@@ -44,16 +48,17 @@ def main() -> None:
     except DataNotFoundError as err:
         sys.exit(f"benchmarks/reference_cache.py: {err}")
     train, test = source.load("train"), source.load("test")
-    evaluator = load_or_train_evaluator("mnist", train, test, 10, args.cache_dir)
+    key = dataset_key(OmegaConf.load(CONFIG / "data" / "mnist.yaml"))  # the key genlab-eval uses
+    evaluator = load_or_train_evaluator(key, train, test, 10, args.cache_dir)
 
     with tempfile.TemporaryDirectory() as reference_dir:
         start = time.perf_counter()
-        load_or_compute_reference(evaluator, test, "mnist", "test", 10000, reference_dir)
+        load_or_compute_reference(evaluator, test, key, "test", 10000, reference_dir)
         cold_s = time.perf_counter() - start
         warm = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            load_or_compute_reference(evaluator, test, "mnist", "test", 10000, reference_dir)
+            load_or_compute_reference(evaluator, test, key, "test", 10000, reference_dir)
             warm.append(time.perf_counter() - start)
     warm_s = statistics.median(warm)
     report = {

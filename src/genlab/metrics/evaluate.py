@@ -24,9 +24,10 @@ SOURCE_KEYS_IGNORED = ("root", "download")  # where the files are does not chang
 def dataset_key(data_cfg: DictConfig) -> str:
     """Names a data set for caches: source name, image shape and a hash of the source config
     (so, e.g., shapes with another seed or size get their own evaluator and reference)."""
-    source = OmegaConf.to_container(data_cfg.source, resolve=True)
-    name = source["_target_"].rsplit(".", 1)[-1].lower()
-    kept = {k: v for k, v in sorted(source.items()) if k not in SOURCE_KEYS_IGNORED}
+    source = data_cfg.source
+    kept = {k: source[k] for k in sorted(source) if k not in SOURCE_KEYS_IGNORED}  # resolved
+    kept = OmegaConf.to_container(OmegaConf.create(kept), resolve=True)
+    name = kept["_target_"].rsplit(".", 1)[-1].lower()
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
     return f"{name}-{data_cfg.channels}x{data_cfg.image_size}x{data_cfg.image_size}-{digest}"
 
