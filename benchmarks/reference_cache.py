@@ -64,7 +64,7 @@ def main() -> None:
     report = {
         "benchmark": "reference_cache",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "data": "mnist test split, 10000 images, domain evaluator features + logits",
+        "data": "mnist test split, 10000 images, domain evaluator features",
         "num_threads": torch.get_num_threads(),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "torch": torch.__version__,

@@ -37,6 +37,20 @@ def test_every_model_instantiates_for_its_data(model, data, tmp_path):
     assert module.configure_optimizers() is not None
 
 
+@pytest.mark.parametrize("data", group_options("data"))
+def test_every_data_option_instantiates_with_the_default_experiment(data, tmp_path):
+    cfg = compose_train_config([f"data={data}"], output_dir=tmp_path)
+    datamodule = instantiate(cfg.data)
+    assert datamodule.image_shape == (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+
+
+def test_slurm_node_and_device_counts_are_integers(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_NNODES", "4")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "8")
+    trainer = compose_train_config(["hardware=slurm"], output_dir=tmp_path).trainer
+    assert (trainer.num_nodes, trainer.devices) == (4, 8)
+
+
 @pytest.mark.parametrize("logger", ["wandb", "csv", "none"])
 def test_loggers_instantiate(logger, tmp_path):
     cfg = compose_train_config([f"logger={logger}"], output_dir=tmp_path)
@@ -49,9 +63,9 @@ def test_wandb_is_offline_unless_asked(tmp_path, monkeypatch):
     assert compose_train_config([], output_dir=tmp_path).logger.wandb.offline is True
     monkeypatch.setenv("WANDB_MODE", "online")
     assert compose_train_config([], output_dir=tmp_path).logger.wandb.offline is False
-    cfg = compose_train_config(["logger.wandb.offline=false"], output_dir=tmp_path)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    assert cfg.logger.wandb.offline is False
+    cfg = compose_train_config(["logger.wandb.offline=false"], output_dir=tmp_path)
+    assert cfg.logger.wandb.offline is False  # the config key wins over the environment
 
 
 def test_data_dir_follows_genlab_data(tmp_path, monkeypatch):

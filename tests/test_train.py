@@ -58,6 +58,14 @@ def test_missing_data_fails_before_training_and_records_it(tmp_path, monkeypatch
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_binary_likelihood_on_gray_data_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match=r"data\.binarize=true"):
+        run_fast(tmp_path, "data.binarize=false")
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "failed" and "likelihood=Bernoulli" in record["error"]
+    assert record["train_steps"] == 0 and not (tmp_path / "checkpoints").exists()
+
+
 def test_wandb_offline_run_keeps_the_logged_history(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -34,7 +34,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("run_dir", type=Path, help="a genlab-train run directory")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. eval.num_samples=2000")
     parser.add_argument("--ckpt", type=Path, default=None, help="checkpoint (default: last.ckpt)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     return parser.parse_args(argv)
 
@@ -43,6 +42,13 @@ def eval_config(run_dir: Path, overrides: list[str]):
     """The run's config, with the ``eval`` node composed afresh from conf/ and the overrides."""
     eval_overrides = [o for o in overrides if o.startswith(("eval.", "eval/", "+eval"))]
     other = [o for o in overrides if o not in eval_overrides]
+    for override in other:
+        if "=" not in override or "." not in override.partition("=")[0]:
+            raise ValueError(
+                f"override {override!r}: genlab-eval takes eval settings (eval.KEY=VALUE, "
+                "eval/extractor=NAME) and KEY.SUB=VALUE changes to the run's saved config; "
+                "other config groups are fixed by the trained run"
+            )
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         composed = compose(config_name="train", overrides=eval_overrides)
     cfg = load_run_config(run_dir)
@@ -75,7 +81,6 @@ def evaluate_run(argv: list[str] | None = None) -> dict[str, Any]:
     datamodule.prepare_data()
     datamodule.setup("test")
     model = load_model(cfg, ckpt, device=args.device)
-    L.seed_everything(args.seed, verbose=False)
     extractor = instantiate(cfg.eval.extractor)(
         source=datamodule.source,
         dataset_key=dataset_key(cfg.data),
@@ -96,7 +101,7 @@ def evaluate_run(argv: list[str] | None = None) -> dict[str, Any]:
         "extractor_test_accuracy": getattr(extractor, "test_accuracy", None),
         "num_samples": settings.num_samples,
         "split": settings.split,
-        "seed": args.seed,
+        "seed": settings.seed,
         **{f"eval/{k}": v for k, v in quality.items()},
         **likelihood_metrics(model, datamodule),
         "nearest_neighbours_png": str(grid_path),

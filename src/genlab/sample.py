@@ -41,12 +41,10 @@ def sample_run(argv: list[str] | None = None) -> Path:
     cfg = load_run_config(args.run_dir)
     model = load_model(cfg, checkpoint_path(args.run_dir, args.ckpt), device=args.device)
     L.seed_everything(args.seed, verbose=False)
-    images = generate(model, args.num_samples, args.batch_size, label=args.label)  # (N, C, H, W)
+    images, labels = generate(model, args.num_samples, args.batch_size, label=args.label)
     arrays = {"images": (images * 255).round().byte().permute(0, 2, 3, 1).numpy()}  # (N, H, W, C)
-    num_classes = getattr(model, "num_classes", 0)
-    if num_classes > 0:
-        labels = np.arange(args.num_samples) % num_classes
-        arrays["labels"] = np.full_like(labels, args.label) if args.label is not None else labels
+    if labels is not None:
+        arrays["labels"] = labels.numpy()
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(args.out, buffer.getvalue())

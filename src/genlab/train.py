@@ -76,6 +76,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("test") and not trainer.interrupted:
             trainer.test(model, datamodule=datamodule)
         record["status"] = "interrupted" if trainer.interrupted else "completed"
+    except (KeyboardInterrupt, SystemExit) as error:  # Ctrl-C: Lightning exits after cleanup
+        record["status"] = "interrupted"
+        record["error"] = f"{type(error).__name__}: {error}"
+        raise
     except BaseException as error:
         record["error"] = f"{type(error).__name__}: {error}"
         raise

@@ -16,7 +16,7 @@ from genlab.objectives.likelihoods import Bernoulli
 
 
 class CountingExtractor:
-    """Mean pixel and its square as 'features'; counts the images it sees."""
+    """Mean pixel and its square as 'features'; counts the images it featurises."""
 
     key = "counting"
 
@@ -29,7 +29,7 @@ class CountingExtractor:
         return torch.cat([m, m**2], 1)
 
     def logits(self, x):
-        return self.features(x)
+        return torch.zeros(len(x), 3)
 
 
 def arrays(n=50):
@@ -40,14 +40,14 @@ def arrays(n=50):
 def test_reference_is_computed_once_then_read_from_the_cache(tmp_path):
     data, extractor = arrays(), CountingExtractor()
     first = load_or_compute_reference(extractor, data, "toy", "test", 30, tmp_path)
-    assert extractor.images_seen == 2 * 30  # features and logits
+    assert extractor.images_seen == 30
     second = load_or_compute_reference(extractor, data, "toy", "test", 30, tmp_path)
-    assert extractor.images_seen == 60  # no real image touched again
+    assert extractor.images_seen == 30  # no real image touched again
     torch.testing.assert_close(first.features, second.features)
     assert reference_path(tmp_path, "toy", "test", "counting", 30).is_file()
     assert first.features.shape == (30, 2) and first.covariance.shape == (2, 2)
     load_or_compute_reference(extractor, data, "toy", "test", 40, tmp_path)  # another count
-    assert extractor.images_seen == 60 + 80
+    assert extractor.images_seen == 30 + 40
 
 
 def test_count_is_capped_by_the_split_size(tmp_path):
@@ -91,8 +91,8 @@ def vae(num_classes=0):
 
 
 def test_generate_gives_quantized_images_in_batches():
-    images = generate(vae(), 25, batch_size=10)
-    assert images.shape == (25, 1, 8, 8)
+    images, labels = generate(vae(), 25, batch_size=10)
+    assert images.shape == (25, 1, 8, 8) and labels is None
     torch.testing.assert_close(images * 255, (images * 255).round())
 
 
@@ -102,8 +102,8 @@ def test_generate_cycles_classes_or_holds_one_label(monkeypatch):
     monkeypatch.setattr(
         model, "sample", lambda n, y=None: seen.append(y.clone()) or original(n, y=y)
     )
-    generate(model, 6, batch_size=4)
-    assert torch.cat(seen).tolist() == [0, 1, 2, 3, 0, 1]
+    _, labels = generate(model, 6, batch_size=4)
+    assert torch.cat(seen).tolist() == labels.tolist() == [0, 1, 2, 3, 0, 1]
     seen.clear()
     generate(model, 3, batch_size=4, label=2)
     assert torch.cat(seen).tolist() == [2, 2, 2]
@@ -111,3 +111,39 @@ def test_generate_cycles_classes_or_holds_one_label(monkeypatch):
         generate(model, 3, batch_size=4, label=4)
     with pytest.raises(ValueError, match="unconditional"):
         generate(vae(), 3, batch_size=4, label=0)
+
+
+def test_each_process_generates_its_own_samples(monkeypatch, tmp_path):
+    """Under DDP every process evaluates its share: the shares must differ (no duplicates)."""
+    from genlab.data.sources import Shapes
+    from genlab.metrics import evaluate
+
+    captured = []
+
+    def capture(real, fake, logits, settings):
+        captured.append(fake)
+        return {}
+
+    monkeypatch.setattr(evaluate, "sample_quality", capture)
+    data_cfg = OmegaConf.create(
+        {"channels": 1, "image_size": 32, "source": {"_target_": "genlab.data.sources.Shapes"}}
+    )
+    source = Shapes(num_train=40, num_test=20)
+    model = VAE(
+        encoder=functools.partial(MLPEncoder),
+        decoder=functools.partial(MLPDecoder),
+        likelihood=Bernoulli(),
+        kl_weighting=BetaKL(),
+        optimizer=functools.partial(torch.optim.Adam),
+        image_shape=(1, 32, 32),
+        latent_dim=3,
+    )
+    settings = evaluate.EvalSettings(num_samples=20, memorization_samples=5)
+    for rank in (0, 1, 0):
+        torch.manual_seed(0)  # as seed_everything leaves every process
+        evaluate.evaluate_samples(
+            model, source, data_cfg, CountingExtractor(), settings, tmp_path, rank, 2
+        )
+    assert captured[0].shape == (10, 2)
+    assert not torch.allclose(captured[0], captured[1])
+    torch.testing.assert_close(captured[0], captured[2])  # and reproducible

@@ -59,6 +59,8 @@ def read_idx(path: Path) -> np.ndarray:
 class IdxSource:
     """A 28x28 gray, 10-class data set stored as four idx files under ``<root>/<folder>/``."""
 
+    fixed_content: ClassVar[bool] = True  # official checksummed files: the root does not matter
+
     name: str
     folder: str
     mirrors: tuple[str, ...]

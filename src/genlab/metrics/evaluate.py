@@ -6,27 +6,34 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from genlab.data.arrays import derive_seed
 from genlab.metrics.extractors import FeatureExtractor
 from genlab.metrics.nearest import memorization_grid, memorization_summary, nearest_neighbours
 from genlab.metrics.quality import QualitySettings, sample_quality
 from genlab.metrics.reference import load_or_compute_reference
 from genlab.utils.images import Grid
 
-SOURCE_KEYS_IGNORED = ("root", "download")  # where the files are does not change the data
-
 
 def dataset_key(data_cfg: DictConfig) -> str:
     """Names a data set for caches: source name, image shape and a hash of the source config
-    (so, e.g., shapes with another seed or size get their own evaluator and reference)."""
+    (so, e.g., shapes with another seed or size get their own evaluator and reference). The
+    ``root`` counts only for sources whose content depends on it (not the official, checksummed
+    data sets); ``download`` never does."""
     source = data_cfg.source
-    kept = {k: source[k] for k in sorted(source) if k not in SOURCE_KEYS_IGNORED}  # resolved
+    fixed_content = getattr(get_class(source._target_), "fixed_content", False)
+    ignored = {"download", "root"} if fixed_content else {"download"}
+    kept = {k: source[k] for k in sorted(source) if k not in ignored}
     kept = OmegaConf.to_container(OmegaConf.create(kept), resolve=True)
+    if "root" in kept:
+        kept["root"] = str(Path(kept["root"]).resolve())
     name = kept["_target_"].rsplit(".", 1)[-1].lower()
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
     return f"{name}-{data_cfg.channels}x{data_cfg.image_size}x{data_cfg.image_size}-{digest}"
@@ -38,6 +45,7 @@ class EvalSettings:
 
     num_samples: int = 10000
     split: str = "test"
+    seed: int = 0
     batch_size: int = 500
     memorization_samples: int = 1000
     memorization_grid_rows: int = 16
@@ -60,24 +68,26 @@ def _quantize(images: Tensor) -> Tensor:
 @torch.no_grad()
 def generate(
     model: nn.Module, num_samples: int, batch_size: int, label: int | None = None
-) -> Tensor:
-    """``num_samples`` images from ``model.sample`` as float (N, C, H, W) in [0, 1] on the CPU.
-    A class-conditional model gets ``label``, or every class in turn when it is None."""
+) -> tuple[Tensor, Tensor | None]:
+    """``num_samples`` images from ``model.sample`` as float (N, C, H, W) in [0, 1] on the CPU,
+    and their labels (N,) (None for an unconditional model). A class-conditional model gets
+    ``label``, or every class in turn when it is None."""
     num_classes = getattr(model, "num_classes", 0)
     if label is not None and not 0 <= label < num_classes:
         kind = f"classes are 0..{num_classes - 1}" if num_classes else "the model is unconditional"
         raise ValueError(f"label={label} is not a class of this model: {kind}")
     device = next(model.parameters()).device
+    labels = None
+    if num_classes > 0:
+        labels = torch.arange(num_samples, device=device) % num_classes  # (N,)
+        if label is not None:
+            labels.fill_(label)
     images = []
     for start in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - start)
-        labels = None
-        if num_classes > 0:
-            labels = torch.arange(start, start + n, device=device) % num_classes
-            if label is not None:
-                labels.fill_(label)
-        images.append(_quantize(model.sample(n, y=labels)).cpu())
-    return torch.cat(images)
+        y = None if labels is None else labels[start : start + n]
+        images.append(_quantize(model.sample(n, y=y)).cpu())
+    return torch.cat(images), None if labels is None else labels.cpu()
 
 
 def evaluate_samples(
@@ -97,7 +107,12 @@ def evaluate_samples(
     real = load_or_compute_reference(
         extractor, source.load(settings.split), key, settings.split, settings.num_samples, cache_dir
     )
-    fakes = generate(model, len(range(rank, settings.num_samples, world_size)), settings.batch_size)
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(derive_seed(settings.seed, f"eval/rank{rank}"))  # distinct per process
+        fakes, _ = generate(
+            model, len(range(rank, settings.num_samples, world_size)), settings.batch_size
+        )
     fake_features = extractor.features(fakes)  # (N, D)
     metrics = sample_quality(
         real.features[rank::world_size], fake_features, extractor.logits(fakes), settings.quality

@@ -19,10 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class Reference(NamedTuple):
-    """Real features (N, D) and logits (N, K), and their mean (D,) and covariance (D, D)."""
+    """Real features (N, D), and their mean (D,) and covariance (D, D)."""
 
     features: Tensor
-    logits: Tensor
 
     @property
     def mean(self) -> Tensor:
@@ -52,23 +51,23 @@ def load_or_compute_reference(
     count: int,
     cache_dir: str | Path,
 ) -> Reference:
-    """Features and logits of the first ``count`` images of ``arrays`` (all if fewer), from the
-    cache when present."""
+    """Features of the first ``count`` images of ``arrays`` (all if fewer), from the cache when
+    present."""
     count = min(count, len(arrays))
     path = reference_path(cache_dir, dataset_key, split, extractor.key, count)
     if path.is_file():
         try:
             state = torch.load(path, weights_only=True)
-            return Reference(state["features"], state["logits"])
+            return Reference(state["features"])
         except Exception as error:
             raise RuntimeError(
                 f"cached reference statistics {path} cannot be read ({error}); delete the file "
                 "and they will be computed again"
             ) from error
     images = images_as_float(arrays, count)
-    reference = Reference(extractor.features(images), extractor.logits(images))
+    reference = Reference(extractor.features(images))
     buffer = io.BytesIO()
-    torch.save({"features": reference.features, "logits": reference.logits}, buffer)
+    torch.save({"features": reference.features}, buffer)
     atomic_write_bytes(path, buffer.getvalue())
     log.info("cached reference statistics of %d %s images at %s", count, split, path)
     return reference

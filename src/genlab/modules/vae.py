@@ -128,11 +128,25 @@ class VAE(LightningModule):
         return self.likelihood.mean(self.decoder(z, self.labels(y) if y is not None else None))
 
     # ---- Lightning hooks ---------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Refuse, before training, a binary likelihood on data that is not binarized."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        binary_only = getattr(self.likelihood, "requires_binary_data", False)
+        if binary_only and datamodule is not None and not datamodule.binarize:
+            raise ValueError(
+                f"model.likelihood={type(self.likelihood).__name__} is a likelihood of binary "
+                "pixels, but data.binarize=false: set data.binarize=true, or use "
+                "model.likelihood._target_=genlab.objectives.likelihoods.ContinuousBernoulli "
+                "(or Gaussian) for gray values"
+            )
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch  # (B, C, H, W), (B,)
         terms = self.elbo_terms(x, y)
         step = int(self.train_steps)
-        loss = (terms["rec_nll"] + self.kl_weighting(terms["kl"], step)).mean()
+        # the KL weighting acts on the batch-mean KL (beta |KL - C| with the mean KL, as in
+        # Burgess et al. 2018; for plain beta the two forms agree)
+        loss = terms["rec_nll"].mean() + self.kl_weighting(terms["kl"].mean(), step)
         self.train_steps += 1
         self.images_seen += x.shape[0] * self.trainer.world_size
         neg_elbo = (terms["rec_nll"] + terms["kl"]).mean()

@@ -23,6 +23,7 @@ class Bernoulli:
     """Bernoulli pixels for binary data; ``params`` are logits (B, C, H, W)."""
 
     num_params = 1
+    requires_binary_data = True  # on gray values it is no likelihood: see ContinuousBernoulli
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         """log p(x | params) per image, (B,). Exact for binary x."""
