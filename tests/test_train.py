@@ -78,10 +78,12 @@ def test_wandb_offline_run_keeps_the_logged_history(tmp_path, monkeypatch):
     assert record["status"] == "completed"
 
 
-def run_cli(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+def run_cli(
+    run_dir: Path, *overrides: str, dir_key: str = "hydra.run.dir"
+) -> subprocess.CompletedProcess:
     """Run genlab-train in a fresh process (as a user would; DDP re-launches it)."""
     result = subprocess.run(
-        [sys.executable, "-m", "genlab.train", *overrides, f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "genlab.train", *overrides, f"{dir_key}={run_dir}"],
         capture_output=True,
         text=True,
         env={**os.environ, "WANDB_MODE": "offline"},
@@ -105,3 +107,13 @@ def test_ddp_on_two_cpu_processes_counts_the_images_of_both(tmp_path):
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["status"] == "completed"
     assert record["images_seen"] == 2 * 3 * 16 and record["train_steps"] == 3
+
+
+def test_multirun_sweep_writes_one_directory_per_job(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    run_cli(sweep_dir, "-m", "debug=fast", "model.latent_dim=2,4", dir_key="hydra.sweep.dir")
+    for job, latent_dim in (("0", "2"), ("1", "4")):
+        record = json.loads((sweep_dir / job / "metrics.json").read_text())
+        assert record["status"] == "completed"
+        overrides = (sweep_dir / job / ".hydra" / "overrides.yaml").read_text()
+        assert f"model.latent_dim={latent_dim}" in overrides
