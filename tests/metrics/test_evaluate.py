@@ -76,14 +76,14 @@ def test_dataset_key_ignores_location_and_follows_content():
     assert dataset_key(c) != dataset_key(d)
 
 
-def vae(num_classes=0):
+def vae(num_classes=0, image_shape=(1, 8, 8)):
     return VAE(
         encoder=functools.partial(MLPEncoder),
         decoder=functools.partial(MLPDecoder),
         likelihood=Bernoulli(),
         kl_weighting=BetaKL(),
         optimizer=functools.partial(torch.optim.Adam),
-        image_shape=(1, 8, 8),
+        image_shape=image_shape,
         latent_dim=3,
         conditional=num_classes > 0,
         num_classes=num_classes,
@@ -129,15 +129,7 @@ def test_each_process_generates_its_own_samples(monkeypatch, tmp_path):
         {"channels": 1, "image_size": 32, "source": {"_target_": "genlab.data.sources.Shapes"}}
     )
     source = Shapes(num_train=40, num_test=20)
-    model = VAE(
-        encoder=functools.partial(MLPEncoder),
-        decoder=functools.partial(MLPDecoder),
-        likelihood=Bernoulli(),
-        kl_weighting=BetaKL(),
-        optimizer=functools.partial(torch.optim.Adam),
-        image_shape=(1, 32, 32),
-        latent_dim=3,
-    )
+    model = vae(image_shape=(1, 32, 32))
     settings = evaluate.EvalSettings(num_samples=20, memorization_samples=5)
     for rank in (0, 1, 0):
         torch.manual_seed(0)  # as seed_everything leaves every process
