@@ -21,7 +21,12 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import OmegaConf, open_dict
 from rich.console import Console
 
-from genlab.metrics.evaluate import dataset_key, evaluate_samples, settings_from_config
+from genlab.metrics.evaluate import (
+    LoadedSplits,
+    dataset_key,
+    evaluate_samples,
+    settings_from_config,
+)
 from genlab.runs import checkpoint_path, load_model, load_run_config
 from genlab.train import CONFIG_DIR
 from genlab.utils.images import make_grid, save_png
@@ -81,15 +86,16 @@ def evaluate_run(argv: list[str] | None = None) -> dict[str, Any]:
     datamodule.prepare_data()
     datamodule.setup("test")
     model = load_model(cfg, ckpt, device=args.device)
+    source = LoadedSplits(datamodule.source)  # each split read once, whoever asks
     extractor = instantiate(cfg.eval.extractor)(
-        source=datamodule.source,
+        source=source,
         dataset_key=dataset_key(cfg.data),
         num_classes=cfg.data.num_classes,
         cache_dir=cfg.paths.cache_dir,
     )
     settings = settings_from_config(cfg.eval)
     quality, pairs = evaluate_samples(
-        model, datamodule.source, cfg.data, extractor, settings, cfg.paths.cache_dir
+        model, source, cfg.data, extractor, settings, cfg.paths.cache_dir
     )
     grid_path = save_png(
         args.run_dir / "samples" / "nearest_neighbours.png", make_grid(pairs.images, pairs.nrow), 2

@@ -139,3 +139,23 @@ def test_each_process_generates_its_own_samples(monkeypatch, tmp_path):
     assert captured[0].shape == (10, 2)
     assert not torch.allclose(captured[0], captured[1])
     torch.testing.assert_close(captured[0], captured[2])  # and reproducible
+
+
+def test_loaded_splits_reads_each_split_once():
+    from genlab.metrics.evaluate import LoadedSplits
+
+    class CountingSource:
+        def __init__(self):
+            self.loads = []
+
+        def load(self, split):
+            self.loads.append(split)
+            return arrays(5)
+
+    source = CountingSource()
+    splits = LoadedSplits(source)
+    first = splits.load("train")
+    assert splits.load("train") is first
+    splits.load("test")
+    splits.load("test")
+    assert source.loads == ["train", "test"]

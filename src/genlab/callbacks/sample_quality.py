@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from genlab.metrics.evaluate import (
     EvalSettings,
+    LoadedSplits,
     dataset_key,
     evaluate_samples,
     settings_from_config,
@@ -44,6 +45,13 @@ class SampleQuality(Callback):
         self.at_end = at_end
         self.settings: EvalSettings = settings_from_config(eval_cfg)
         self._extractor: FeatureExtractor | None = None
+        self._splits: LoadedSplits | None = None
+
+    def _source(self, trainer: Trainer) -> LoadedSplits:
+        """The data source with its splits loaded once for every evaluation of this run."""
+        if self._splits is None:
+            self._splits = LoadedSplits(trainer.datamodule.source)
+        return self._splits
 
     def _extractor_for(self, trainer: Trainer) -> FeatureExtractor:
         """Built once; under DDP rank 0 builds (and, if need be, trains and caches) it first,
@@ -51,7 +59,7 @@ class SampleQuality(Callback):
         if self._extractor is None:
             build = instantiate(self.eval_cfg.extractor)
             kwargs = {
-                "source": trainer.datamodule.source,
+                "source": self._source(trainer),
                 "dataset_key": dataset_key(self.data_cfg),
                 "num_classes": self.data_cfg.num_classes,
                 "cache_dir": self.cache_dir,
@@ -68,7 +76,7 @@ class SampleQuality(Callback):
         module.eval()
         metrics, pairs = evaluate_samples(
             module,
-            trainer.datamodule.source,
+            self._source(trainer),
             self.data_cfg,
             self._extractor_for(trainer),
             self.settings,

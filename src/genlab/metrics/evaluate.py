@@ -14,7 +14,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from genlab.data.arrays import derive_seed
+from genlab.data.arrays import ImageArrays, derive_seed
 from genlab.metrics.extractors import FeatureExtractor
 from genlab.metrics.nearest import memorization_grid, memorization_summary, nearest_neighbours
 from genlab.metrics.quality import QualitySettings, sample_quality
@@ -37,6 +37,21 @@ def dataset_key(data_cfg: DictConfig) -> str:
     name = kept["_target_"].rsplit(".", 1)[-1].lower()
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
     return f"{name}-{data_cfg.channels}x{data_cfg.image_size}x{data_cfg.image_size}-{digest}"
+
+
+class LoadedSplits:
+    """Wraps a data source so that each split is loaded once: an evaluation reads the train and
+    test splits several times (evaluator, reference, memorization), and a training run that
+    evaluates every N steps again at each evaluation."""
+
+    def __init__(self, source: Any):
+        self.source = source
+        self._splits: dict[str, ImageArrays] = {}
+
+    def load(self, split: str) -> ImageArrays:
+        if split not in self._splits:
+            self._splits[split] = self.source.load(split)
+        return self._splits[split]
 
 
 @dataclass(frozen=True)
