@@ -57,7 +57,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job; returns the dict written to ``metrics.json``."""
     output_dir = Path(cfg.paths.output_dir)
     start = time.perf_counter()
-    record: dict[str, Any] = {"status": "failed", "name": cfg.name, "seed": cfg.seed}
+    record: dict[str, Any] = {
+        "status": "failed",
+        "name": cfg.name,
+        "model": cfg.model._target_.rsplit(".", 1)[-1],
+        "seed": cfg.seed,
+    }
     trainer = model = None
     try:
         L.seed_everything(cfg.seed, workers=True)
