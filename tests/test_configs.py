@@ -1,13 +1,27 @@
 """Every option of every config group composes; models and loggers instantiate."""
 
+import re
+
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from genlab.config import run_stamp
 from tests.helpers import compose_train_config, group_options
 
-GROUPS = ["data", "model", "optim", "hardware", "logger", "callbacks", "experiment", "debug"]
+GROUPS = [
+    "data",
+    "model",
+    "optim",
+    "loss",
+    "hardware",
+    "logger",
+    "callbacks",
+    "experiment",
+    "debug",
+]
 
 
 @pytest.mark.parametrize(
@@ -28,10 +42,14 @@ def test_default_job_is_the_quickstart_experiment(tmp_path):
     assert default.name == "quickstart"
 
 
+GAN_MODELS = ("gan", "dcgan")
+
+
 @pytest.mark.parametrize("model", group_options("model"))
 @pytest.mark.parametrize("data", ["shapes", "mnist"])
 def test_every_model_instantiates_for_its_data(model, data, tmp_path):
-    cfg = compose_train_config([f"model={model}", f"data={data}"], output_dir=tmp_path)
+    objective = ["loss=ns"] if model in GAN_MODELS else []  # GANs take their objective from loss=
+    cfg = compose_train_config([f"model={model}", f"data={data}", *objective], output_dir=tmp_path)
     module = instantiate(cfg.model)
     assert module.image_shape == (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     assert module.configure_optimizers() is not None
@@ -78,3 +96,15 @@ def test_unknown_group_option_lists_the_choices(tmp_path):
     with pytest.raises(ConfigCompositionException, match="Available options") as error:
         compose_train_config(["model=not_a_model"], output_dir=tmp_path)
     assert "vae" in str(error.value)
+
+
+def test_run_directories_are_unique_but_shared_by_the_tasks_of_a_slurm_step(monkeypatch):
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    assert re.fullmatch(r"\d\d-\d\d-\d\d-\d{6}", run_stamp())
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_STEP_ID", "1")
+    assert run_stamp() == "slurm4242.1"
+    cfg = compose_train_config([])
+    assert "slurm4242.1_quickstart" in HydraConfig.get().run.dir
+    assert cfg.name == "quickstart"

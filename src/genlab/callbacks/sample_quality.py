@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from lightning import Callback, LightningModule, Trainer
 from omegaconf import DictConfig
 
+from genlab.callbacks.pictures import log_image
 from genlab.metrics.evaluate import (
     EvalSettings,
     LoadedSplits,
@@ -22,7 +23,8 @@ from genlab.utils.images import make_grid, save_png
 
 
 class SampleQuality(Callback):
-    """Every ``every_n_steps`` training steps (0: never) and, with ``at_end``, when training ends:
+    """Every ``every_n_steps`` training steps (the module's ``progress_steps``, e.g. generator
+    updates for a GAN; 0: never) and, with ``at_end``, when training ends:
     FID / KID / IS / precision-recall / density-coverage / memorization of the model's samples,
     sent to the loggers and to ``metrics.json`` as ``eval/<name>``."""
 
@@ -46,6 +48,7 @@ class SampleQuality(Callback):
         self.settings: EvalSettings = settings_from_config(eval_cfg)
         self._extractor: FeatureExtractor | None = None
         self._splits: LoadedSplits | None = None
+        self._last_step = -1
 
     def _source(self, trainer: Trainer) -> LoadedSplits:
         """The data source with its splits loaded once for every evaluation of this run."""
@@ -91,14 +94,19 @@ class SampleQuality(Callback):
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
         if trainer.is_global_zero:
             path = Path(trainer.default_root_dir) / "samples" / "nearest_neighbours.png"
-            save_png(path, make_grid(pairs.images, pairs.nrow), scale=2)
+            grid = make_grid(pairs.images, pairs.nrow)
+            save_png(path, grid, scale=2)
+            for logger in trainer.loggers:
+                log_image(logger, "pictures/nearest_neighbours", grid, step=trainer.global_step)
         return metrics
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        step = trainer.global_step
-        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
+        step = int(getattr(pl_module, "progress_steps", trainer.global_step))
+        due = self.every_n_steps and step > 0 and step % self.every_n_steps == 0
+        if due and step != self._last_step:  # a GAN makes n_critic batches per G step
+            self._last_step = step
             self.evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -7,7 +7,9 @@ from torch import nn
 
 
 def register_counters(module: nn.Module, *names: str) -> None:
-    """Add int64 scalar buffers ``names`` (e.g. images_seen, train_steps) starting at 0."""
+    """Add int64 scalar buffers ``names`` (e.g. images_seen, train_steps) starting at 0; their
+    names are kept in ``module.counter_names`` (metrics.json records them)."""
+    module.counter_names = names
     for name in names:
         module.register_buffer(name, torch.zeros((), dtype=torch.long))
 

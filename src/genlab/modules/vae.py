@@ -127,6 +127,11 @@ class VAE(LightningModule):
             raise ValueError("this VAE is class-conditional: pass labels y (N,)")
         return self.likelihood.mean(self.decoder(z, self.labels(y) if y is not None else None))
 
+    @property
+    def progress_steps(self) -> int:
+        """Training steps so far: the step count of callbacks' ``every_n_steps``."""
+        return int(self.train_steps)
+
     # ---- Lightning hooks ---------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         """Refuse, before training, a binary likelihood on data that is not binarized."""
