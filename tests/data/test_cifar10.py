@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import numpy as np
@@ -43,3 +44,19 @@ def test_truncated_or_wrong_batch_names_the_file(tmp_path, write_cifar):
     path.write_bytes(pickle.dumps([1, 2, 3]))
     with pytest.raises(CorruptFileError, match="uint8 \\(N, 3072\\)"):
         read_batch(path)
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_batch_that_would_run_code_is_refused(tmp_path):
+    path, marker = tmp_path / "data_batch_1", tmp_path / "pwned"
+    path.write_bytes(pickle.dumps({b"data": _RunsCode(marker), b"labels": [0]}, protocol=2))
+    with pytest.raises(CorruptFileError, match=r"refusing to load posix\.system") as info:
+        read_batch(path)
+    assert str(path) in str(info.value) and not marker.exists()

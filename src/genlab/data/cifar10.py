@@ -15,6 +15,26 @@ ARCHIVE = "cifar-10-python.tar.gz"
 URL = f"https://www.cs.toronto.edu/~kriz/{ARCHIVE}"
 MD5 = "c58f30108f718f92721af3b95e74349a"
 BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+# the only globals a batch file may name: how numpy arrays (and Python 2 byte strings) pickle
+_PICKLE_GLOBALS = {
+    ("_codecs", "encode"),
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, lists, dicts and strings only: a file that names any other
+    callable (which could run code) is refused."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -25,7 +45,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """
     with open(path, "rb") as f:
         try:
-            batch = pickle.load(f, encoding="bytes")
+            batch = _BatchUnpickler(f, encoding="bytes").load()
         except Exception as err:  # whatever breaks the unpickling, the file is not a batch
             raise CorruptFileError(
                 path, f"cannot unpickle it ({type(err).__name__}: {err})"

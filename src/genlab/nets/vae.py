@@ -32,7 +32,7 @@ def _conv_grid(image_shape: Sequence[int], num_layers: int) -> tuple[int, int]:
         raise ValueError(
             f"image size {h}x{w} is not divisible by 2^{num_layers}={factor} "
             f"({num_layers} stride-2 layers): use an image size such as 28, 32 or 64, or change "
-            "model.encoder.hidden_channels"
+            "hidden_channels of model.encoder and model.decoder"
         )
     return h // factor, w // factor
 
@@ -49,6 +49,13 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
 
 class ConvEncoder(nn.Module):
     """Stride-2 4x4 convolutions (each halves H and W), then an MLP head to (mu, logvar)."""
+
+    @staticmethod
+    def check_image_shape(
+        image_shape: Sequence[int], hidden_channels: Sequence[int] = (32, 64), **_: object
+    ) -> None:
+        """Raise ValueError unless H and W are divisible by 2^len(hidden_channels)."""
+        _conv_grid(image_shape, len(hidden_channels))
 
     def __init__(
         self,
@@ -77,6 +84,13 @@ class ConvEncoder(nn.Module):
 
 class ConvDecoder(nn.Module):
     """MLP from z to a (C', H', W') grid, then stride-2 transposed convolutions up to (H, W)."""
+
+    @staticmethod
+    def check_image_shape(
+        image_shape: Sequence[int], hidden_channels: Sequence[int] = (64, 32), **_: object
+    ) -> None:
+        """Raise ValueError unless H and W are divisible by 2^len(hidden_channels)."""
+        _conv_grid(image_shape, len(hidden_channels))
 
     def __init__(
         self,

@@ -1,0 +1,359 @@
+"""Checks of a composed genlab-train config, run before anything is built.
+
+Every bad value raises ``ConfigError`` naming the dotted key, the value and what is allowed,
+e.g. ``model.n_critic=0 is invalid: must be an integer >= 1``. The rules are generic: a rule
+matches a key by name in a section, so a new model, net or objective gets them for free:
+
+- ``optimizer``: every node whose ``_target_`` is a ``torch.optim`` optimizer, wherever it is,
+  and every node named ``*optimizer`` (per-network overrides such as ``model.d_optimizer``);
+- ``model``: any depth under ``model`` (the module, its nets, its objective), schedulers and
+  optimizers excluded;
+- ``data`` and ``trainer``: the top-level keys of those nodes.
+
+A key whose value is a plain reference to another key (``num_classes: ${data.num_classes}``) is
+checked where the value is defined. Choices made here: BEGAN's ``gamma`` must be in (0, 1]
+(the ratio of the two losses it balances); ``clip_value`` and ``grad_clip_val`` are null (no
+clipping) or > 0; ``trainer.max_epochs`` is null, -1 (no limit) or >= 1, as 0 trains nothing.
+
+Nets and data sources declare the images they take without reading configs: class attributes
+``supported_image_sizes`` / ``supported_channels`` (tuples), or, when that depends on their own
+arguments, a static ``check_image_shape(image_shape, **kwargs)`` raising ValueError.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+# ckpt_path values that Lightning resolves itself (checkpoints it finds in the run directory)
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
+
+
+class ConfigError(ValueError):
+    """A config value genlab cannot use; the message names the key, the value and what is
+    allowed."""
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """A predicate on a config value with the words that say what it accepts."""
+
+    check: Callable[[Any], bool]
+    text: str
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def integer(low: int) -> Allowed:
+    return Allowed(lambda v: _is_int(v) and v >= low, f"an integer >= {low}")
+
+
+def number(low: float, high: float | None = None, *, open_low: bool = False) -> Allowed:
+    """A finite number >= low (> low with open_low), and < high if high is given."""
+    if high is None:
+        return Allowed(
+            lambda v: _is_number(v) and (v > low if open_low else v >= low),
+            f"a finite number {'>' if open_low else '>='} {low}",
+        )
+    return Allowed(
+        lambda v: _is_number(v) and (low < v if open_low else low <= v) and v < high,
+        f"a number in {'(' if open_low else '['}{low}, {high})",
+    )
+
+
+def one_of(*choices: Any) -> Allowed:
+    return Allowed(
+        lambda v: not isinstance(v, bool) and v in choices,
+        f"one of {', '.join(map(str, choices))}",
+    )
+
+
+def optional(allowed: Allowed) -> Allowed:
+    return Allowed(lambda v: v is None or allowed.check(v), f"null or {allowed.text}")
+
+
+def pair(allowed: Allowed) -> Allowed:
+    return Allowed(
+        lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(map(allowed.check, v)),
+        f"a pair [a, b], each {allowed.text}",
+    )
+
+
+UNIT = number(0, 1)  # [0, 1)
+POSITIVE = number(0, open_low=True)
+NON_NEGATIVE = number(0)
+BEGAN_GAMMA = Allowed(lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]")
+MAX_EPOCHS = Allowed(
+    lambda v: v is None or (_is_int(v) and (v == -1 or v >= 1)),
+    "null, -1 (no limit) or an integer >= 1",
+)
+MAX_STEPS = Allowed(
+    lambda v: _is_int(v) and (v == -1 or v >= 1), "-1 (no limit) or an integer >= 1"
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """In ``section``, a key named ``key`` must be ``allowed``."""
+
+    section: str  # "optimizer", "model", "data" or "trainer" (see the module docstring)
+    key: str
+    allowed: Allowed
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("optimizer", "lr", POSITIVE),
+    Rule("optimizer", "betas", pair(UNIT)),
+    Rule("optimizer", "weight_decay", NON_NEGATIVE),
+    Rule("optimizer", "momentum", UNIT),
+    Rule("optimizer", "alpha", UNIT),
+    Rule("optimizer", "eps", POSITIVE),
+    Rule("model", "latent_dim", integer(1)),
+    Rule("model", "n_critic", integer(1)),
+    Rule("model", "num_classes", integer(0)),
+    Rule("model", "ema_decay", optional(UNIT)),
+    Rule("model", "max_g_steps", optional(integer(1))),
+    Rule("model", "latent_prior", one_of("normal", "uniform")),
+    Rule("model", "penalty_weight", NON_NEGATIVE),  # the WGAN-GP / DRAGAN lambda
+    Rule("model", "lambda_k", NON_NEGATIVE),
+    Rule("model", "clip_value", optional(POSITIVE)),
+    Rule("model", "grad_clip_val", optional(POSITIVE)),
+    Rule("model", "gamma", BEGAN_GAMMA),
+    Rule("model", "beta", NON_NEGATIVE),
+    Rule("data", "batch_size", integer(1)),
+    Rule("data", "eval_batch_size", optional(integer(1))),
+    Rule("data", "channels", one_of(1, 3)),
+    Rule("data", "image_size", integer(8)),
+    Rule("data", "num_classes", integer(0)),
+    Rule("data", "val_size", integer(0)),
+    Rule("data", "num_workers", integer(0)),
+    Rule("trainer", "max_epochs", MAX_EPOCHS),
+    Rule("trainer", "max_steps", MAX_STEPS),
+)
+
+
+def _show(value: Any) -> str:
+    """A value as it is written on the command line: null, true, 'text', 0.5, [0.5, 2.0]."""
+    if isinstance(value, DictConfig | ListConfig):
+        value = OmegaConf.to_container(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def invalid(key: str, value: Any, allowed: str) -> str:
+    """The one-line message for a bad value."""
+    return f"{key}={_show(value)} is invalid: must be {allowed}"
+
+
+_REFERENCE = re.compile(r"^\$\{[\w.]+\}$")  # ${data.num_classes}, not ${oc.env:...}
+
+
+def _is_reference(node: DictConfig, key: str) -> bool:
+    raw = node._get_node(key)._value()
+    return isinstance(raw, str) and bool(_REFERENCE.match(raw))
+
+
+def _walk(node: DictConfig, path: str) -> Iterator[tuple[str, DictConfig]]:
+    """(dotted path, node) for ``node`` and every dict below it, not following references."""
+    yield path, node
+    for key in node:
+        if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
+            continue
+        child = node[key]
+        if isinstance(child, DictConfig):
+            yield from _walk(child, f"{path}.{key}")
+        elif isinstance(child, ListConfig):
+            for i, item in enumerate(child):
+                if isinstance(item, DictConfig):
+                    yield from _walk(item, f"{path}.{key}[{i}]")
+
+
+def _nodes(cfg: DictConfig) -> Iterator[tuple[str, DictConfig]]:
+    """(dotted path, node) for every dict node of ``cfg`` below the root."""
+    for key in cfg:
+        if not OmegaConf.is_missing(cfg, key) and not OmegaConf.is_interpolation(cfg, key):
+            child = cfg[key]
+            if isinstance(child, DictConfig):
+                yield from _walk(child, str(key))
+
+
+def _target(node: DictConfig) -> str | None:
+    target = node.get("_target_")
+    return target if isinstance(target, str) else None
+
+
+def _section(path: str, node: DictConfig) -> str | None:
+    target = _target(node) or ""
+    if target.startswith("torch.optim."):
+        return None if target.startswith("torch.optim.lr_scheduler.") else "optimizer"
+    if path.rsplit(".", 1)[-1].endswith("optimizer"):
+        return "optimizer"
+    top = path.split(".", 1)[0]
+    if top == "model":
+        return "model"
+    return top if path in ("data", "trainer") else None
+
+
+def _value_errors(cfg: DictConfig) -> list[str]:
+    errors = []
+    for path, node in _nodes(cfg):
+        section = _section(path, node)
+        for rule in RULES:
+            if rule.section != section or rule.key not in node or _is_reference(node, rule.key):
+                continue
+            value = node[rule.key]
+            if isinstance(value, ListConfig):
+                value = OmegaConf.to_container(value)
+            if not rule.allowed.check(value):
+                errors.append(invalid(f"{path}.{rule.key}", value, rule.allowed.text))
+    return errors
+
+
+def _missing_errors(cfg: DictConfig) -> list[str]:
+    """Mandatory values (``???``) nobody set."""
+    nodes = [("", cfg), *_nodes(cfg)]
+    return [
+        f"{path}{'.' if path else ''}{key}=??? is missing: set it on the command line or choose "
+        "a config group option that sets it"
+        for path, node in nodes
+        for key in node
+        if OmegaConf.is_missing(node, key)
+    ]
+
+
+def _locate(target: str) -> Any:
+    """The object a ``_target_`` names (``package.module.Name``), as Hydra finds it."""
+    parts = target.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name is not None and module_name.startswith(error.name):
+                continue  # no such module: try a shorter prefix
+            raise
+        for attr in parts[split:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"no module in {target!r}")
+
+
+def _target_errors(cfg: DictConfig) -> list[str]:
+    """Unknown ``_target_`` s, and nets (or sources) that cannot take data.channels x
+    data.image_size."""
+    data = cfg.get("data") or {}
+    channels, size = data.get("channels"), data.get("image_size")
+    shape_ok = one_of(1, 3).check(channels) and integer(8).check(size)
+    errors = []
+    for path, node in _nodes(cfg):
+        target = _target(node)
+        if target is None:
+            continue
+        try:
+            obj = _locate(target)
+        except (ImportError, AttributeError) as error:
+            errors.append(invalid(f"{path}._target_", target, f"an importable name ({error})"))
+            continue
+        if not shape_ok or not path.startswith(("model", "data")):
+            continue
+        where = f"is invalid for {path} ({target})"
+        sizes = getattr(obj, "supported_image_sizes", None)
+        if sizes is not None and size not in sizes:
+            sizes_text = ", ".join(map(str, sizes))
+            errors.append(f"data.image_size={size} {where}: must be one of {sizes_text}")
+        allowed_channels = getattr(obj, "supported_channels", None)
+        if allowed_channels is not None and channels not in allowed_channels:
+            channels_text = ", ".join(map(str, allowed_channels))
+            errors.append(f"data.channels={channels} {where}: must be one of {channels_text}")
+        check = getattr(obj, "check_image_shape", None)
+        if callable(check):
+            kwargs = {k: v for k, v in node.items() if not k.startswith("_")}
+            try:
+                check((channels, size, size), **kwargs)
+            except ValueError as reason:
+                errors.append(f"data.image_size={size} {where}: {reason}")
+    return errors
+
+
+def _labelled_data_options() -> list[str]:
+    """The options of the ``data`` config group whose data sets have labels."""
+    from genlab.train import CONFIG_DIR  # here, not at the top: genlab.train imports this module
+
+    folder = Path(CONFIG_DIR) / "data"
+
+    def num_classes(name: str) -> int:
+        node = OmegaConf.load(folder / f"{name}.yaml")
+        if "num_classes" in node:
+            return node.num_classes
+        parents = [d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+        return num_classes(parents[0]) if parents else 0
+
+    return sorted(p.stem for p in folder.glob("*.yaml") if num_classes(p.stem) > 0)
+
+
+def _data_choice() -> str:
+    """`` (data=<option>)`` when run by Hydra, else an empty string."""
+    if not HydraConfig.initialized():
+        return ""
+    choice = HydraConfig.get().runtime.choices.get("data")
+    return f" (data={choice})" if choice else ""
+
+
+def _conditional_errors(cfg: DictConfig) -> list[str]:
+    """A conditional model needs labelled data (data.num_classes >= 2)."""
+    data_classes = (cfg.get("data") or {}).get("num_classes", 0)
+    errors = []
+    for path, node in _walk(cfg.get("model") or DictConfig({}), "model"):
+        if node.get("conditional") is True and not (_is_int(data_classes) and data_classes >= 2):
+            errors.append(
+                f"{path}.conditional=true needs labelled data, but data.num_classes="
+                f"{_show(data_classes)}{_data_choice()}: choose a labelled data set "
+                f"(data={' | '.join(_labelled_data_options())}) or an unconditional model"
+            )
+    return errors
+
+
+def _checkpoint_errors(cfg: DictConfig) -> list[str]:
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is None or ckpt in LIGHTNING_CKPT_NAMES:
+        return []
+    if not isinstance(ckpt, str) or not Path(ckpt).is_file():
+        return [
+            f"ckpt_path={_show(ckpt)} is invalid: no such checkpoint file; pass the path of a "
+            "checkpoint, e.g. ckpt_path=<run_dir>/checkpoints/last.ckpt, or ckpt_path=null"
+        ]
+    return []
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every bad value of ``cfg`` (nothing is instantiated)."""
+    errors = [
+        *_missing_errors(cfg),
+        *_value_errors(cfg),
+        *_target_errors(cfg),
+        *_conditional_errors(cfg),
+        *_checkpoint_errors(cfg),
+    ]
+    if len(errors) == 1:
+        raise ConfigError(errors[0])
+    if errors:
+        raise ConfigError(f"{len(errors)} config values are invalid:\n  " + "\n  ".join(errors))
