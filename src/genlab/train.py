@@ -17,12 +17,17 @@ import hydra
 import lightning as L
 import wandb
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities.model_helpers import is_overridden
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import genlab.config  # noqa: F401  (registers resolvers)
-from genlab.callbacks import Throughput
+from genlab.callbacks import DivergenceError, PeriodicCheckpoint, Throughput
+from genlab.callbacks.resume import resolve_ckpt_path, saved_wandb_run_id
+from genlab.modules.counters import counter_values
+from genlab.runs import check_resume_checkpoint
 from genlab.utils.io import atomic_write_json
 from genlab.utils.summary import print_run_summary
+from genlab.validation import validate_config
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,23 @@ def _finish_wandb(status: str) -> None:
         wandb.finish(exit_code=0 if status == "completed" else 1)
 
 
+def _continue_wandb_run(cfg: DictConfig) -> None:
+    """Resuming: the W&B logger continues the run whose id the checkpoint holds."""
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if not cfg.get("ckpt_path") or wandb_cfg is None or not Path(cfg.ckpt_path).is_file():
+        return
+    run_id = saved_wandb_run_id(cfg.ckpt_path)
+    if run_id is not None:
+        with open_dict(cfg):
+            wandb_cfg.id = run_id
+            wandb_cfg.resume = "allow"
+
+
+def _stop_signal(trainer: L.Trainer | None) -> str | None:
+    callbacks = trainer.callbacks if trainer is not None else []
+    return next((c.stop_signal for c in callbacks if isinstance(c, PeriodicCheckpoint)), None)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job; returns the dict written to ``metrics.json``."""
     output_dir = Path(cfg.paths.output_dir)
@@ -65,34 +87,48 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     trainer = model = None
     try:
+        if cfg.get("ckpt_path") is not None:  # ckpt_path=<run dir>: its checkpoints/last.ckpt
+            with open_dict(cfg):
+                cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path)
+        validate_config(cfg)  # bad values fail here, before anything is built
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         datamodule.prepare_data()  # missing data fails here, before any model is built
         datamodule.setup("fit")
         model = instantiate(cfg.model)
+        check_resume_checkpoint(cfg, model)  # ckpt_path's weights fit this model
+        _continue_wandb_run(cfg)
         callbacks = _instantiate_dict(cfg.get("callbacks"))
         loggers = _instantiate_dict(cfg.get("logger"))
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         log.info("Training %s on %s", type(model).__name__, type(datamodule.source).__name__)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         record.update(_scalar_metrics(trainer))  # trainer.test() replaces callback_metrics
-        if cfg.get("test") and not trainer.interrupted:
+        if cfg.get("test") and is_overridden("test_step", model) and not trainer.interrupted:
             trainer.test(model, datamodule=datamodule)
         record["status"] = "interrupted" if trainer.interrupted else "completed"
-    except (KeyboardInterrupt, SystemExit) as error:  # Ctrl-C: Lightning exits after cleanup
+    except DivergenceError as error:  # last.ckpt stays the last good one; a sweep moves on
+        record["status"] = "diverged"
+        record["diverged_at"] = {"step": error.step, "quantity": error.quantity}
+        record["error"] = f"{type(error).__name__}: {error}"
+    except (KeyboardInterrupt, SystemExit) as error:
+        # SIGTERM or a first Ctrl-C: PeriodicCheckpoint saved last.ckpt at a step boundary and
+        # Lightning raised SIGTERMException (exit code 0); Ctrl-C exits with 130 (128 + SIGINT)
         record["status"] = "interrupted"
         record["error"] = f"{type(error).__name__}: {error}"
+        record["stop_signal"] = _stop_signal(trainer)
+        if record["stop_signal"] == "SIGINT":
+            raise SystemExit(130) from error
         raise
     except BaseException as error:
         record["error"] = f"{type(error).__name__}: {error}"
         raise
     finally:
         record["wall_time_s"] = round(time.perf_counter() - start, 3)
-        if model is not None and hasattr(model, "images_seen"):
-            record["images_seen"] = int(model.images_seen)
-            record["train_steps"] = int(getattr(model, "train_steps", 0))
+        if model is not None:
+            record.update(counter_values(model, *getattr(model, "counter_names", ())))
         if trainer is not None:
             throughput = next((c for c in trainer.callbacks if isinstance(c, Throughput)), None)
             record["throughput_img_s"] = throughput.average_img_s if throughput else None
@@ -111,6 +147,8 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``optimized_metric`` for sweepers."""
     record = train(cfg)
     metric = cfg.get("optimized_metric")
+    if metric and metric not in record and record["status"] == "diverged":
+        return float("nan")  # the sweeper records a failed trial and goes on
     if metric and metric not in record:
         raise KeyError(
             f"optimized_metric={metric!r} was not logged; logged metrics: "

@@ -17,12 +17,12 @@ from torch.utils.data import (
     BatchSampler,
     DataLoader,
     Dataset,
-    RandomSampler,
     Sampler,
     SequentialSampler,
 )
 
 from genlab.data.arrays import SPLITS, ImageArrays, derive_seed, holdout_split
+from genlab.data.order import EpochBatches, SeededBatch
 from genlab.data.sources import Source
 
 _SPLITS = ("train", "val", "test")
@@ -45,11 +45,17 @@ class IndexedBatches(Dataset):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def __getitem__(self, indices: Sequence[int] | Tensor) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, indices: Sequence[int] | Tensor | SeededBatch) -> tuple[Tensor, Tensor]:
+        # a SeededBatch (the training order) brings the seed of its binarization noise
+        generator = None
+        if isinstance(indices, SeededBatch):
+            generator = torch.Generator().manual_seed(indices.seed)
+            indices = indices.indices
         index = np.asarray(indices)
         x = np.divide(self.images[index], np.float32(255), dtype=np.float32)  # (B, C, H, W)
         if self.binarize:
-            x = (torch.rand(x.shape).numpy() < x).astype(np.float32)  # (B, C, H, W) in {0, 1}
+            noise = torch.rand(x.shape, generator=generator).numpy()  # (B, C, H, W)
+            x = (noise < x).astype(np.float32)  # (B, C, H, W) in {0, 1}
         return torch.from_numpy(x), torch.from_numpy(self.labels[index])
 
 
@@ -85,6 +91,7 @@ class ImageDataModule(LightningDataModule):
         binarize: bool = False,
         num_workers: int = 0,
         drop_last: bool = True,
+        order_seed: int | None = None,
     ):
         super().__init__()
         _require(
@@ -115,6 +122,10 @@ class ImageDataModule(LightningDataModule):
         self.binarize = binarize
         self.num_workers = num_workers
         self.drop_last = drop_last
+        # the training order's seed: by default the global seed set before this is built
+        # (genlab-train seeds first), so it follows the run's seed and survives a resume
+        self.order_seed = torch.initial_seed() if order_seed is None else order_seed
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches done), see resume_at
         self._splits: dict[str, ImageArrays] = {}
         self._eval_images: dict[str, Tensor] = {}  # val/test images, binarized once if asked
 
@@ -168,10 +179,35 @@ class ImageDataModule(LightningDataModule):
             for split in ("val", "test")
         }
 
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """The next train loader starts at ``epoch`` after its first ``batches`` batches
+        (called by ``genlab.callbacks.ResumeState`` when a checkpoint is restored)."""
+        self._resume_at = (epoch, batches)
+
     def train_dataloader(self) -> DataLoader:
+        """Batches in a (order_seed, epoch)-seeded order, sharded over DDP ranks, re-entered
+        mid-epoch on resume (``genlab.data.order.EpochBatches``)."""
         train = self._split("train")
         dataset = IndexedBatches(train.images, train.labels, binarize=self.binarize)
-        return self._loader(dataset, RandomSampler(dataset), self.batch_size, self.drop_last)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        order = EpochBatches(
+            len(dataset), self.batch_size, self.drop_last, self.order_seed, rank, world
+        )
+        if self._resume_at is not None:
+            order.resume(*self._resume_at)
+            self._resume_at = None
+        # the loader's own generator: creating its iterator draws a worker base seed, which
+        # must not come from (and shift) the global RNG
+        generator = torch.Generator().manual_seed(derive_seed(self.order_seed, "loader"))
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            sampler=order,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=generator,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
