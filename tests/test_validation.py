@@ -351,3 +351,16 @@ def test_unknown_group_option_on_the_command_line_lists_the_choices(monkeypatch,
     stderr = capsys.readouterr().err
     assert "Could not find 'model/not_a_model'" in stderr and "Available options" in stderr
     assert all(option in stderr for option in group_options("model"))
+
+
+def test_an_eval_metric_to_optimize_needs_the_sample_quality_callback():
+    cfg = compose_train_config(
+        ["experiment=gan_shapes_quick", "callbacks.sample_quality.at_end=false"]
+    )
+    with pytest.raises(ConfigError, match=r"optimized_metric=eval/fid .* sample_quality"):
+        validate_config(cfg)
+    validate_config(compose_train_config(["experiment=gan_shapes_quick"]))
+    cfg = compose_train_config(
+        ["experiment=gan_shapes_quick", "debug=fast"]  # debug=fast turns both off
+    )
+    validate_config(cfg)

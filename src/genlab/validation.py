@@ -344,6 +344,20 @@ def _checkpoint_errors(cfg: DictConfig) -> list[str]:
     return []
 
 
+def _optimized_metric_errors(cfg: DictConfig) -> list[str]:
+    """An ``eval/*`` optimized_metric needs the sample_quality callback to compute it."""
+    metric = cfg.get("optimized_metric")
+    quality = (cfg.get("callbacks") or {}).get("sample_quality")
+    if not (isinstance(metric, str) and metric.startswith("eval/")):
+        return []
+    if quality is not None and (quality.get("at_end") or quality.get("every_n_steps")):
+        return []
+    return [
+        f"optimized_metric={metric} comes from the sample_quality callback, which is off: set "
+        "callbacks.sample_quality.at_end=true (or every_n_steps > 0), or optimized_metric=null"
+    ]
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every bad value of ``cfg`` (nothing is instantiated)."""
     errors = [
@@ -352,6 +366,7 @@ def validate_config(cfg: DictConfig) -> None:
         *_target_errors(cfg),
         *_conditional_errors(cfg),
         *_checkpoint_errors(cfg),
+        *_optimized_metric_errors(cfg),
     ]
     if len(errors) == 1:
         raise ConfigError(errors[0])
