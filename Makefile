@@ -39,6 +39,8 @@ format: venv
 bench: venv
 	$(BIN)/python benchmarks/data_loader.py
 	$(BIN)/python benchmarks/reference_cache.py
+	$(BIN)/python benchmarks/pixelcnn_sampling.py
+	$(BIN)/python benchmarks/gan_step.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
