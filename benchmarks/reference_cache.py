@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from genlab.config import CONFIG_DIR
 from genlab.data.download import DataNotFoundError
 from genlab.data.sources import MNIST
 from genlab.metrics.evaluate import dataset_key
@@ -28,7 +29,7 @@ from genlab.metrics.evaluator import load_or_train_evaluator
 from genlab.metrics.reference import load_or_compute_reference
 from genlab.utils.io import atomic_write_json
 
-CONFIG = Path(__file__).resolve().parents[1] / "conf"
+CONFIG = Path(CONFIG_DIR)
 
 
 def main() -> None:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
 from omegaconf import OmegaConf
+
+# The config tree ships inside the package (src/genlab/conf; `conf` at the repository root links
+# to it), so a wheel install finds it as well as an editable one.
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 def wandb_offline() -> bool:

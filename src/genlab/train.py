@@ -20,9 +20,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-import genlab.config  # noqa: F401  (registers resolvers)
 from genlab.callbacks import DivergenceError, PeriodicCheckpoint, Throughput
 from genlab.callbacks.resume import resolve_ckpt_path, saved_wandb_run_id
+from genlab.config import CONFIG_DIR  # importing genlab.config registers the resolvers
 from genlab.modules.counters import counter_values
 from genlab.runs import check_resume_checkpoint
 from genlab.utils.io import atomic_write_json
@@ -30,9 +30,6 @@ from genlab.utils.summary import print_run_summary
 from genlab.validation import validate_config
 
 log = logging.getLogger(__name__)
-
-# The config tree lives at the repository root (conf/); genlab is installed editable from it.
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def _instantiate_dict(group: DictConfig | None) -> list[Any]:

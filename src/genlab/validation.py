@@ -33,6 +33,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from genlab.config import CONFIG_DIR
+
 # ckpt_path values that Lightning resolves itself (checkpoints it finds in the run directory)
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
@@ -296,8 +298,6 @@ def _target_errors(cfg: DictConfig) -> list[str]:
 
 def _labelled_data_options() -> list[str]:
     """The options of the ``data`` config group whose data sets have labels."""
-    from genlab.train import CONFIG_DIR  # here, not at the top: genlab.train imports this module
-
     folder = Path(CONFIG_DIR) / "data"
 
     def num_classes(name: str) -> int:
