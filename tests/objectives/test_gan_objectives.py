@@ -1,4 +1,5 @@
-"""The GAN objectives against Lucic et al.'s Table 1 (FORMULAS.md), penalties, clipping, BEGAN."""
+"""The GAN objectives against Lucic et al.'s Table 1 (FORMULAS.md) on scores (B,) and PatchGAN
+maps (B, 1, H, W), penalties on any critic callable, clipping, BEGAN, relativistic G losses."""
 
 import math
 
@@ -7,16 +8,23 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from genlab.objectives.gan import BEGAN, DRAGAN, WGAN, WGANGP, gradient_penalty
+from genlab.objectives.gan import (
+    BEGAN,
+    DRAGAN,
+    WGAN,
+    WGANGP,
+    GANObjective,
+    NonSaturating,
+    gradient_penalty,
+)
 from tests.helpers import compose_train_config, group_options
 
 LOSSES = group_options("loss")
 
 
-def objective(name: str) -> nn.Module:
+def objective(name: str) -> GANObjective:
     """The objective object exactly as ``loss=<name>`` configures it."""
-    cfg = compose_train_config(["model=gan", f"loss={name}"])
-    return instantiate(cfg.model.objective)
+    return instantiate(compose_train_config([f"loss={name}"]).loss.objective)
 
 
 def softplus(t: float) -> float:
@@ -81,6 +89,46 @@ def test_losses_equal_the_formula_on_fixed_outputs(name):
     assert g_loss.item() == pytest.approx(HAND[name][1], rel=1e-12)
 
 
+# the same six outputs as PatchGAN maps (B, 1, H, W): the losses are means over all elements
+REAL_MAPS = [[2.0, -0.5, 0.3], [0.9, 1.5, -2.0]]  # two images, each a 1 x 1 x 3 map
+FAKE_MAPS = [[-1.0, 0.7, 0.1], [0.4, -0.3, 1.2]]
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_losses_on_patchgan_maps_are_the_formula_over_every_element(name):
+    obj = objective(name)
+    real = torch.tensor(REAL_MAPS, dtype=torch.float64).view(2, 1, 1, 3)
+    fake = torch.tensor(FAKE_MAPS, dtype=torch.float64).view(2, 1, 1, 3)
+    if name == "began":
+        real, fake = real.abs(), fake.abs()
+    flat_real = [abs(v) if name == "began" else v for row in REAL_MAPS for v in row]
+    flat_fake = [abs(v) if name == "began" else v for row in FAKE_MAPS for v in row]
+    hand = hand_losses(name, flat_real, flat_fake)
+    assert obj.d_loss(real, fake).item() == pytest.approx(hand[0], rel=1e-12)
+    assert obj.g_loss(fake).item() == pytest.approx(hand[1], rel=1e-12)
+
+
+def hand_losses(name: str, real: list[float], fake: list[float]) -> tuple[float, float]:
+    """(L_D, L_G) of FORMULAS.md on lists of outputs (k_t = 0 for BEGAN)."""
+    nsd = mean(softplus(-r) for r in real) + mean(softplus(f) for f in fake)
+    return {
+        "mm": (nsd, -mean(softplus(f) for f in fake)),
+        "ns": (nsd, mean(softplus(-f) for f in fake)),
+        "dragan": (nsd, mean(softplus(-f) for f in fake)),
+        "ls": (
+            mean((r - 1) ** 2 for r in real) + mean(f**2 for f in fake),
+            mean((f - 1) ** 2 for f in fake),
+        ),
+        "wgan": (mean(fake) - mean(real), -mean(fake)),
+        "wgan_gp": (mean(fake) - mean(real), -mean(fake)),
+        "hinge": (
+            mean(max(0, 1 - r) for r in real) + mean(max(0, 1 + f) for f in fake),
+            -mean(fake),
+        ),
+        "began": (mean(real), mean(fake)),
+    }[name]
+
+
 @pytest.mark.parametrize("name", LOSSES)
 def test_gradients_point_the_way_each_player_wants(name):
     """Inside every loss's margins (outputs between LSGAN's targets 0 and 1), D lowers its loss
@@ -133,6 +181,92 @@ def test_gradient_penalty_of_a_linear_critic_is_its_norm_minus_one_squared():
     points = torch.randn(5, 1, 4, 4, dtype=torch.float64)
     penalty = gradient_penalty(LinearCritic(w), points)
     assert penalty.item() == pytest.approx((w.norm().item() - 1) ** 2, rel=1e-12)
+
+
+class PatchCritic(nn.Module):
+    """A 1x1 convolution with weights w (C,): a (B, 1, H, W) map of w . x at every pixel. Its
+    score (the map's mean) has input gradient w / (H W) at every pixel, of norm
+    ||w|| / sqrt(H W) per sample."""
+
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("c,bchw->bhw", self.w, x)[:, None]  # (B, 1, H, W)
+
+
+def test_gradient_penalty_of_a_patchgan_critic_takes_the_per_sample_norm_of_its_score():
+    w = torch.tensor([3.0, 4.0], dtype=torch.float64)  # ||w|| = 5
+    points = torch.randn(3, 2, 5, 5, dtype=torch.float64)  # H W = 25: gradient norm 5 / 5 = 1
+    assert gradient_penalty(PatchCritic(w), points).item() == pytest.approx(0.0, abs=1e-12)
+    points = torch.randn(3, 2, 2, 2, dtype=torch.float64)  # H W = 4: norm 5 / 2
+    assert gradient_penalty(PatchCritic(w), points).item() == pytest.approx(1.5**2, rel=1e-12)
+
+
+def test_gradient_penalty_works_on_a_conditional_critic_given_as_a_callable():
+    """D(x, y) = w_y . x: the penalty of ``lambda x: D(x, y)`` is the mean over the batch of
+    (||w_y|| - 1)^2, differentiated with respect to the images only."""
+    weights = torch.tensor([[0.6, 0.8, 0.0, 0.0], [3.0, 0.0, 0.0, 4.0]], dtype=torch.float64)
+
+    def conditional(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (x.flatten(1) * weights[y]).sum(1)  # (B,)
+
+    y = torch.tensor([0, 1, 1])
+    points = torch.randn(3, 1, 2, 2, dtype=torch.float64)
+    penalty = gradient_penalty(lambda x: conditional(x, y), points)
+    assert penalty.item() == pytest.approx((0 + 16 + 16) / 3, rel=1e-12)
+
+
+class Relativistic(NonSaturating):
+    """RpGAN-style pairing (FORMULAS.md): what a relativistic objective looks like."""
+
+    relativistic = True
+
+    def d_loss(self, real_out, fake_out):
+        return torch.nn.functional.softplus(-(real_out - fake_out)).mean()
+
+    def g_loss(self, fake_out, real_out=None):
+        return torch.nn.functional.softplus(-(fake_out - real_out)).mean()
+
+
+class CountingCritic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([0.5, -1.0]))
+        self.calls: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.calls.append(x)
+        return x.flatten(1) @ self.w  # (B,)
+
+
+def test_relativistic_generator_losses_see_d_on_the_real_batch_and_others_do_not():
+    real, fake = torch.randn(4, 2, 1, 1), torch.randn(4, 2, 1, 1).requires_grad_()
+    critic = CountingCritic()
+    loss = Relativistic().generator_loss(critic, fake, real)
+    real_out, fake_out = real.flatten(1) @ critic.w, fake.flatten(1) @ critic.w
+    expected = torch.nn.functional.softplus(-(fake_out - real_out)).mean()
+    torch.testing.assert_close(loss, expected)
+    (grad,) = torch.autograd.grad(loss, critic.w)  # through D(x~) only: D(x) is a constant
+    (only_fake,) = torch.autograd.grad(
+        torch.nn.functional.softplus(-(fake_out - real_out.detach())).mean(), critic.w
+    )
+    torch.testing.assert_close(grad, only_fake)
+    with pytest.raises(ValueError, match="real batch"):
+        Relativistic().generator_loss(critic, fake)
+    critic.calls.clear()
+    NonSaturating().generator_loss(critic, fake, real)
+    assert len(critic.calls) == 1 and critic.calls[0] is fake
+
+
+def test_discriminator_loss_runs_the_critic_and_never_trains_the_generator():
+    critic = CountingCritic()
+    real, fake = torch.randn(4, 2, 1, 1), torch.randn(4, 2, 1, 1).requires_grad_()
+    d_loss, penalty = WGANGP(penalty_weight=2.0).discriminator_loss(critic, real, fake)
+    assert d_loss.item() == pytest.approx((critic(fake) - critic(real)).mean().item())
+    assert penalty.item() == pytest.approx(2.0 * (critic.w.norm().item() - 1) ** 2, rel=1e-5)
+    assert torch.autograd.grad(d_loss + penalty, fake, allow_unused=True) == (None,)
 
 
 @pytest.mark.parametrize("cls", [WGANGP, DRAGAN])

@@ -1,33 +1,60 @@
 """GAN objectives of Lucic et al. 2018 (Table 1), written on the discriminator's raw outputs.
 
-An objective answers four questions for the one GAN module:
+An objective is an ``nn.Module`` (its state, BEGAN's k_t, is a buffer checkpointed with the
+model) that answers, for ONE critic (make one instance per discriminator, see
+``genlab.modules.adversarial.objective_per_critic``):
 
-- ``d_loss(real_out, fake_out)``: the discriminator loss (minimised) from D's outputs (B,);
-- ``g_loss(fake_out)``: the generator loss (minimised);
-- ``penalty(discriminator, real, fake)``: a term added to the D loss (zero by default);
-- ``after_d_step(discriminator)``: called after every D update (WGAN clips, BEGAN moves k_t).
+- ``d_loss(real_out, fake_out)``: the discriminator loss (minimised) from D's outputs;
+- ``g_loss(fake_out, real_out=None)``: the generator loss (minimised); ``real_out`` is given
+  when the objective is ``relativistic`` (its G loss compares fakes with reals);
+- ``penalty(critic, real, fake)``: a term added to the D loss (zero by default);
+- ``after_d_step(discriminator)``: called after every D update (WGAN clips, BEGAN moves k_t);
+- ``logs()``: extra scalars to log (e.g. ``began_k``).
 
-Objectives are ``nn.Module`` s so that state (BEGAN's k_t) is a buffer, checkpointed with the
-model. ``logs()`` returns extra scalars to log. Every log-sigmoid is a softplus of a logit.
+D outputs may have any shape with the batch first: scores (B,) or PatchGAN maps (B, 1, H, W);
+the losses are means over all elements. A critic is any callable images -> outputs, e.g. a
+discriminator, ``lambda x: D(x, y)`` for a conditional one, or one domain's D in CycleGAN; its
+score of an image is the mean of that image's outputs, and the gradient penalty constrains the
+gradient of that score, its norm taken per sample over all pixels and channels.
+
+``discriminator_loss(critic, real, fake)`` and ``generator_loss(critic, fake, real)`` run the
+critic and combine these answers; modules call them. Class attributes say what an objective
+needs: ``relativistic`` (G's loss reads D on real data) and ``needs_autoencoder`` (BEGAN's
+critic is an autoencoder; each network family names its own, ``model.autoencoder``).
+Every log-sigmoid is a softplus of a logit.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, autograd, nn
 
+Critic = Callable[[Tensor], Tensor]  # images (B, C, H, W) -> outputs (B,) or (B, 1, H', W')
 
-def gradient_penalty(discriminator: nn.Module, points: Tensor) -> Tensor:
-    """E (||grad_x D(x)|| - 1)^2 over ``points`` (B, C, H, W), the norm taken per sample over
-    all pixels and channels. Differentiable (create_graph), for the D update."""
+
+def critic_scores(outputs: Tensor) -> Tensor:
+    """One score per sample (B,): the mean of each sample's outputs ((B,) stays as it is)."""
+    return outputs.reshape(outputs.shape[0], -1).mean(1)
+
+
+def input_gradient(critic: Critic, points: Tensor) -> Tensor:
+    """grad_x score(x) at ``points`` (B, C, H, W), per sample (the score of a sample depends on
+    that sample only when D has no batch norm). Differentiable (create_graph), for D updates."""
     points = points.detach().requires_grad_(True)
-    out = discriminator(points)  # (B,)
-    (grad,) = autograd.grad(out.sum(), points, create_graph=True)  # (B, C, H, W)
-    norms = grad.flatten(1).norm(dim=1)  # (B,)
+    scores = critic_scores(critic(points))  # (B,)
+    (grad,) = autograd.grad(scores.sum(), points, create_graph=True)  # (B, C, H, W)
+    return grad
+
+
+def gradient_penalty(critic: Critic, points: Tensor) -> Tensor:
+    """E (||grad_x score(x)|| - 1)^2 over ``points`` (B, C, H, W), the norm taken per sample
+    over all pixels and channels (WGAN-GP, DRAGAN)."""
+    norms = input_gradient(critic, points).flatten(1).norm(dim=1)  # (B,)
     return (norms - 1).pow(2).mean()
 
 
@@ -41,17 +68,22 @@ def mean_across_processes(value: Tensor) -> Tensor:
 
 
 class GANObjective(nn.Module, ABC):
-    """Defaults shared by every objective: no penalty, nothing after the D step, no extra logs."""
+    """Defaults shared by every objective: no penalty, nothing after the D step, no extra logs,
+    a G loss that reads fakes only, any critic."""
+
+    relativistic: bool = False  # g_loss needs D's outputs on real data
+    needs_autoencoder: bool = False  # the critic must be an autoencoder (BEGAN)
 
     @abstractmethod
     def d_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
-        """The discriminator loss (scalar) from D's outputs on real and fake images (B,)."""
+        """The discriminator loss (scalar) from D's outputs on real and fake images."""
 
     @abstractmethod
-    def g_loss(self, fake_out: Tensor) -> Tensor:
-        """The generator loss (scalar) from D's outputs on fake images (B,)."""
+    def g_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
+        """The generator loss (scalar) from D's outputs on fakes (and on reals if
+        ``relativistic``)."""
 
-    def penalty(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
         return real.new_zeros(())
 
     def after_d_step(self, discriminator: nn.Module) -> None:
@@ -59,6 +91,26 @@ class GANObjective(nn.Module, ABC):
 
     def logs(self) -> dict[str, Tensor]:
         return {}
+
+    def discriminator_loss(
+        self, critic: Critic, real: Tensor, fake: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """(L_D, penalty) for ``critic`` on real and fake images (B, C, H, W); the fakes are
+        detached (D's loss never trains G). Minimise their sum; call ``after_d_step`` after the
+        update."""
+        fake = fake.detach()
+        return self.d_loss(critic(real), critic(fake)), self.penalty(critic, real, fake)
+
+    def generator_loss(self, critic: Critic, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        """L_G for ``critic`` on fakes (B, C, H, W); ``real`` (a batch of the same size) is
+        read only by relativistic objectives, which need it."""
+        real_out = None
+        if self.relativistic:
+            if real is None:
+                raise ValueError(f"{type(self).__name__}.generator_loss needs the real batch")
+            with torch.no_grad():
+                real_out = critic(real)
+        return self.g_loss(critic(fake), real_out)
 
 
 class Minimax(GANObjective):
@@ -68,14 +120,14 @@ class Minimax(GANObjective):
     def d_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
         return F.softplus(-real_out).mean() + F.softplus(fake_out).mean()
 
-    def g_loss(self, fake_out: Tensor) -> Tensor:
+    def g_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return -F.softplus(fake_out).mean()
 
 
 class NonSaturating(Minimax):
     """NS GAN: MM's discriminator; G minimises -log D(x~) = softplus(-D(x~))."""
 
-    def g_loss(self, fake_out: Tensor) -> Tensor:
+    def g_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return F.softplus(-fake_out).mean()
 
 
@@ -85,7 +137,7 @@ class LeastSquares(GANObjective):
     def d_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
         return (real_out - 1).pow(2).mean() + fake_out.pow(2).mean()
 
-    def g_loss(self, fake_out: Tensor) -> Tensor:
+    def g_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return (fake_out - 1).pow(2).mean()
 
 
@@ -95,7 +147,7 @@ class Hinge(GANObjective):
     def d_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
         return F.relu(1 - real_out).mean() + F.relu(1 + fake_out).mean()
 
-    def g_loss(self, fake_out: Tensor) -> Tensor:
+    def g_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return -fake_out.mean()
 
 
@@ -106,13 +158,13 @@ class WGAN(GANObjective):
     def __init__(self, clip_value: float | None = 0.01):
         super().__init__()
         if clip_value is not None and not clip_value > 0:
-            raise ValueError(f"model.objective.clip_value={clip_value} must be > 0 (or null)")
+            raise ValueError(f"loss.objective.clip_value={clip_value} must be > 0 (or null)")
         self.clip_value = clip_value
 
     def d_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
         return fake_out.mean() - real_out.mean()
 
-    def g_loss(self, fake_out: Tensor) -> Tensor:
+    def g_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return -fake_out.mean()
 
     @torch.no_grad()
@@ -124,7 +176,7 @@ class WGAN(GANObjective):
 
 def _check_penalty_weight(penalty_weight: float) -> float:
     if not penalty_weight >= 0:
-        raise ValueError(f"model.objective.penalty_weight={penalty_weight} must be >= 0")
+        raise ValueError(f"loss.objective.penalty_weight={penalty_weight} must be >= 0")
     return penalty_weight
 
 
@@ -136,10 +188,10 @@ class WGANGP(WGAN):
         super().__init__(clip_value=None)
         self.penalty_weight = _check_penalty_weight(penalty_weight)
 
-    def penalty(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        e = torch.rand(real.shape[0], 1, 1, 1, device=real.device)  # (B, 1, 1, 1)
+    def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
+        e = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device)  # (B, 1, 1, 1)
         points = e * real + (1 - e) * fake.detach()  # (B, C, H, W)
-        return self.penalty_weight * gradient_penalty(discriminator, points)
+        return self.penalty_weight * gradient_penalty(critic, points)
 
 
 class DRAGAN(NonSaturating):
@@ -151,26 +203,28 @@ class DRAGAN(NonSaturating):
         self.penalty_weight = _check_penalty_weight(penalty_weight)
         self.perturb_scale = perturb_scale
 
-    def penalty(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
         points = real + self.perturb_scale * real.std() * torch.rand_like(real)  # (B, C, H, W)
-        return self.penalty_weight * gradient_penalty(discriminator, points)
+        return self.penalty_weight * gradient_penalty(critic, points)
 
 
 class BEGAN(GANObjective):
     """BEGAN (Berthelot et al. 2017). D is an autoencoder whose output is the per-sample L1
-    reconstruction error L(v) (B,) (see ``genlab.nets.lucic.LucicAutoencoder``).
+    reconstruction error L(v) (B,) (e.g. ``genlab.nets.lucic.LucicAutoencoder``).
 
     L_D = L(x) - k_t L(x~), L_G = L(x~); after each D step
     k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(x~)), 0, 1), with the batch means of the
     last D step (averaged over processes). M_global = L(x) + |gamma L(x) - L(x~)| is logged.
     """
 
+    needs_autoencoder = True
+
     def __init__(self, gamma: float = 0.75, lambda_k: float = 1e-3, k_init: float = 0.0):
         super().__init__()
         if not 0 < gamma <= 1:
-            raise ValueError(f"model.objective.gamma={gamma} must be in (0, 1]")
+            raise ValueError(f"loss.objective.gamma={gamma} must be in (0, 1]")
         if not lambda_k >= 0:
-            raise ValueError(f"model.objective.lambda_k={lambda_k} must be >= 0")
+            raise ValueError(f"loss.objective.lambda_k={lambda_k} must be >= 0")
         self.gamma = gamma
         self.lambda_k = lambda_k
         self.register_buffer("k", torch.tensor(float(k_init)))
@@ -182,7 +236,7 @@ class BEGAN(GANObjective):
         self._last_losses = (real_loss.detach(), fake_loss.detach())
         return real_loss - self.k * fake_loss
 
-    def g_loss(self, fake_out: Tensor) -> Tensor:
+    def g_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return fake_out.mean()
 
     @torch.no_grad()
