@@ -3,7 +3,9 @@
 The schedule lives here and only here. Every ``training_step`` takes one fresh real batch and
 makes one discriminator update; the generator is updated on the same step when
 ``(d_steps - 1) % n_critic == 0`` (Lucic et al. 2018), so n_critic D steps per G step. Each
-update: toggled optimizer -> zero_grad -> manual_backward -> [clip] -> step.
+update has the shape of ``genlab.modules.adversarial.toggled_update``: toggled optimizer ->
+zero_grad -> manual_backward -> [clip] -> step. The shared pieces (updates, EMA, spectral norm,
+buffer broadcast, latents, optimizers) live in ``genlab.modules.adversarial``.
 
 Work is counted in ``d_steps``, ``g_steps`` and ``images_seen`` (real images, all processes),
 checkpointed buffers. Budgets: ``trainer.max_epochs`` (D passes over the training split, as
@@ -12,74 +14,46 @@ Lucic et al. count epochs) and/or ``max_g_steps``; training stops at whichever c
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from lightning import LightningModule
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
 
-from genlab.modules.counters import counter_values, register_counters
+from genlab.modules.adversarial import (
+    COUNTERS,
+    LATENT_PRIORS,
+    apply_spectral_norm,
+    broadcast_buffers,
+    choose_critic,
+    draw_latent,
+    ema_update,
+    log_counters,
+    make_ema,
+    optimizer_config,
+    recompute_batch_norm,
+    slerp,
+    step_epoch_schedulers,
+    toggled_update,
+)
+from genlab.modules.counters import register_counters
+from genlab.objectives.gan import GANObjective
 from genlab.utils.images import Grid
 
-COUNTERS = ("d_steps", "g_steps", "images_seen")
-LATENT_PRIORS = ("normal", "uniform")
-
-
-def draw_latent(prior: str, num: int, dim: int, device: Any, generator: Any = None) -> Tensor:
-    """z (num, dim) from N(0, I) (``normal``) or U(-1, 1) (``uniform``)."""
-    if prior == "normal":
-        return torch.randn(num, dim, device=device, generator=generator)
-    return torch.rand(num, dim, device=device, generator=generator) * 2 - 1
-
-
-@torch.no_grad()
-def ema_update(average: nn.Module, model: nn.Module, decay: float) -> None:
-    """average <- decay * average + (1 - decay) * model for parameters; buffers (batch-norm
-    statistics) are copied."""
-    for avg, new in zip(average.parameters(), model.parameters(), strict=True):
-        avg.lerp_(new, 1 - decay)
-    for avg, new in zip(average.buffers(), model.buffers(), strict=True):
-        avg.copy_(new)
-
-
-def slerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
-    """Spherical interpolation between z0, z1 (D,) at fractions t (S,) -> (S, D); linear where
-    the two are (anti)parallel."""
-    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm())
-    omega = torch.arccos(cos.clamp(-1, 1))
-    if torch.sin(omega).abs() < 1e-6:
-        return torch.lerp(z0, z1, t[:, None])
-    w0 = torch.sin((1 - t) * omega) / torch.sin(omega)  # (S,)
-    w1 = torch.sin(t * omega) / torch.sin(omega)  # (S,)
-    return w0[:, None] * z0 + w1[:, None] * z1
-
-
-@torch.no_grad()
-def broadcast_buffers(module: nn.Module) -> None:
-    """Give every process rank 0's buffers (batch-norm statistics), as DDP does before each
-    forward; after the last update of a step each rank has moved them with its own batch."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        for buffer in module.buffers():
-            dist.broadcast(buffer, src=0)
-
-
-def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral normalisation (Miyato et al. 2018) on every conv and linear weight."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            add_spectral_norm(layer)
-    return module
+EMA_BN_SEED = 1234  # the latents that set the EMA generator's batch-norm statistics
+EMA_BN_BATCH = 256
 
 
 class GAN(LightningModule):
     """Generator + discriminator trained with ``objective`` (see ``genlab.objectives.gan``).
 
-    ``optimizer`` (a partial, the optim group) builds both optimizers; ``g_optimizer`` /
-    ``d_optimizer`` are keyword overrides for one network (e.g. ``{"lr": 4e-4}``).
+    ``discriminator`` / ``autoencoder`` are net factories; the critic is the autoencoder when
+    the objective needs one (BEGAN), else the discriminator. ``optimizer`` (a partial, the
+    optim group) builds both optimizers; ``g_optimizer`` / ``d_optimizer`` are keyword
+    overrides for one network (e.g. ``{"lr": 4e-4}``). With ``ema_decay``, samples come from an
+    exponential moving average of G, whose batch-norm statistics are recomputed for the
+    averaged weights over ``ema_bn_samples`` fixed latents before it is used.
 
     Logged: ``train/d_loss`` (with the penalty), ``train/penalty``, ``train/g_loss``, the
     objective's extra scalars, and ``counters/{d_steps,g_steps,images_seen}``.
@@ -89,13 +63,15 @@ class GAN(LightningModule):
         self,
         generator: Callable[..., nn.Module],
         discriminator: Callable[..., nn.Module],
-        objective: nn.Module,
+        objective: GANObjective,
         optimizer: Callable[..., torch.optim.Optimizer],
         image_shape: Sequence[int],
+        autoencoder: Callable[..., nn.Module] | None = None,
         latent_dim: int = 64,
         latent_prior: str = "uniform",
         n_critic: int = 1,
         ema_decay: float | None = None,
+        ema_bn_samples: int = 1024,
         spectral_norm: bool = False,
         grad_clip_val: float | None = None,
         max_g_steps: int | None = None,
@@ -114,6 +90,8 @@ class GAN(LightningModule):
             raise ValueError(f"model.n_critic={n_critic} must be >= 1")
         if ema_decay is not None and not 0 <= ema_decay < 1:
             raise ValueError(f"model.ema_decay={ema_decay} must be null or in [0, 1)")
+        if ema_bn_samples < 1:
+            raise ValueError(f"model.ema_bn_samples={ema_bn_samples} must be >= 1")
         if max_g_steps is not None and max_g_steps < 1:
             raise ValueError(f"model.max_g_steps={max_g_steps} must be null or >= 1")
         self.automatic_optimization = False
@@ -123,16 +101,17 @@ class GAN(LightningModule):
         self.num_classes = 0  # unconditional
         self.n_critic = n_critic
         self.ema_decay = ema_decay
+        self.ema_bn_samples = ema_bn_samples
         self.grad_clip_val = grad_clip_val
         self.max_g_steps = max_g_steps
         self.generator = generator(image_shape=self.image_shape, latent_dim=latent_dim)
-        self.discriminator = discriminator(image_shape=self.image_shape)
+        critic = choose_critic(objective, discriminator, autoencoder)
+        self.discriminator = critic(image_shape=self.image_shape)
         if spectral_norm:
             apply_spectral_norm(self.discriminator)
         self.objective = objective
-        self.ema_generator = (
-            copy.deepcopy(self.generator).requires_grad_(False) if ema_decay is not None else None
-        )
+        self.ema_generator = make_ema(self.generator) if ema_decay is not None else None
+        self._ema_statistics_stale = True  # EMA weights moved since its batch norm was set
         self.optimizer_factory = optimizer
         self.optimizer_overrides = (dict(d_optimizer or {}), dict(g_optimizer or {}))
         self.scheduler_factories = (d_scheduler, g_scheduler)
@@ -152,10 +131,25 @@ class GAN(LightningModule):
         """z (num, latent_dim) from the prior, on the module's device."""
         return draw_latent(self.latent_prior, num, self.latent_dim, self.device)
 
-    @property
+    def _ema_statistics_latents(self) -> Iterator[tuple[Tensor]]:
+        """``ema_bn_samples`` latents from a fixed seed, in batches: the same on every process
+        and every call, and the global RNG is left alone."""
+        noise = torch.Generator().manual_seed(EMA_BN_SEED)
+        for start in range(0, self.ema_bn_samples, EMA_BN_BATCH):
+            num = min(EMA_BN_BATCH, self.ema_bn_samples - start)
+            yield (
+                draw_latent(self.latent_prior, num, self.latent_dim, "cpu", noise).to(self.device),
+            )
+
     def sampling_generator(self) -> nn.Module:
-        """The EMA generator when EMA is on, else the trained one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
+        """The net samples come from: the EMA generator (its batch-norm statistics first
+        recomputed for its weights if they moved) when EMA is on, else the trained one."""
+        if self.ema_generator is None:
+            return self.generator
+        if self._ema_statistics_stale:
+            recompute_batch_norm(self.ema_generator, self._ema_statistics_latents())
+            self._ema_statistics_stale = False
+        return self.ema_generator
 
     @property
     def progress_steps(self) -> int:
@@ -169,7 +163,7 @@ class GAN(LightningModule):
         if y is not None:
             raise ValueError("this GAN is unconditional: it takes no labels")
         z = self.latent(num_samples) if z is None else z
-        net = self.sampling_generator
+        net = self.sampling_generator()
         was_training = net.training
         net.eval()
         images = net(z).clamp(0, 1)
@@ -177,31 +171,23 @@ class GAN(LightningModule):
         return images
 
     # ---- training ----------------------------------------------------------------------------
-    def _update(self, optimizer: Any, loss: Tensor) -> None:
-        """One optimizer step on ``loss``; the caller has toggled ``optimizer``."""
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        if self.grad_clip_val is not None:
-            self.clip_gradients(optimizer, self.grad_clip_val, gradient_clip_algorithm="norm")
-        optimizer.step()
-
     def _discriminator_step(self, real: Tensor, d_opt: Any) -> dict[str, Tensor]:
-        with self.toggled_optimizer(d_opt):
+        with toggled_update(self, d_opt, self.grad_clip_val) as step:
             with torch.no_grad():
                 fake = self.generator(self.latent(real.shape[0]))  # (B, C, H, W)
-            d_loss = self.objective.d_loss(self.discriminator(real), self.discriminator(fake))
-            penalty = self.objective.penalty(self.discriminator, real, fake)
-            self._update(d_opt, d_loss + penalty)
+            d_loss, penalty = self.objective.discriminator_loss(self.discriminator, real, fake)
+            step(d_loss + penalty)
         self.objective.after_d_step(self.discriminator)
         return {"train/d_loss": (d_loss + penalty).detach(), "train/penalty": penalty.detach()}
 
-    def _generator_step(self, batch_size: int, g_opt: Any) -> Tensor:
-        with self.toggled_optimizer(g_opt):
-            fake = self.generator(self.latent(batch_size))  # (B, C, H, W)
-            g_loss = self.objective.g_loss(self.discriminator(fake))
-            self._update(g_opt, g_loss)
+    def _generator_step(self, real: Tensor, g_opt: Any) -> Tensor:
+        with toggled_update(self, g_opt, self.grad_clip_val) as step:
+            fake = self.generator(self.latent(real.shape[0]))  # (B, C, H, W)
+            g_loss = self.objective.generator_loss(self.discriminator, fake, real)
+            step(g_loss)
         if self.ema_generator is not None:
             ema_update(self.ema_generator, self.generator, self.ema_decay)
+            self._ema_statistics_stale = True
         return g_loss.detach()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -211,37 +197,33 @@ class GAN(LightningModule):
         self.d_steps += 1
         self.images_seen += real.shape[0] * self.trainer.world_size
         if (int(self.d_steps) - 1) % self.n_critic == 0:
-            logs["train/g_loss"] = self._generator_step(real.shape[0], g_opt)
+            logs["train/g_loss"] = self._generator_step(real, g_opt)
             self.g_steps += 1
             if self.max_g_steps is not None and int(self.g_steps) >= self.max_g_steps:
                 self.trainer.should_stop = True
         broadcast_buffers(self)
         logs.update({f"train/{k}": v for k, v in self.objective.logs().items()})
         self.log_dict(logs, prog_bar=True, batch_size=real.shape[0])
-        self.log_dict(
-            {f"counters/{k}": float(v) for k, v in counter_values(self, *COUNTERS).items()},
-            batch_size=real.shape[0],
-        )
+        log_counters(self, batch_size=real.shape[0])
 
     def on_train_epoch_end(self) -> None:
-        schedulers = self.lr_schedulers()
-        if schedulers is not None:
-            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-                scheduler.step()
+        """Per-epoch LR schedules; every process ends the epoch with the EMA generator's
+        batch-norm statistics recomputed for its weights (pictures are drawn on rank 0 only)."""
+        step_epoch_schedulers(self)
+        self.sampling_generator()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._ema_statistics_stale = True
 
     def configure_optimizers(self) -> Any:
         """Two optimizers (D first, then G), each with its optional scheduler."""
-        configs = []
         nets = (self.discriminator, self.generator)
-        for net, overrides, make_sched in zip(
-            nets, self.optimizer_overrides, self.scheduler_factories, strict=True
-        ):
-            optimizer = self.optimizer_factory(params=net.parameters(), **overrides)
-            config: dict[str, Any] = {"optimizer": optimizer}
-            if make_sched is not None:
-                config["lr_scheduler"] = make_sched(optimizer=optimizer)
-            configs.append(config)
-        return configs
+        return [
+            optimizer_config(self.optimizer_factory, net.parameters(), overrides, scheduler)
+            for net, overrides, scheduler in zip(
+                nets, self.optimizer_overrides, self.scheduler_factories, strict=True
+            )
+        ]
 
     # ---- pictures ----------------------------------------------------------------------------
     @torch.no_grad()
