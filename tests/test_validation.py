@@ -56,6 +56,23 @@ RULE_CASES = {
         "must be null or a finite number > 0",
     ),
     ("model", "gamma"): ("model.objective.gamma", 1.5, "must be a number in (0, 1]"),
+    ("model", "ema_bn_samples"): ("model.ema_bn_samples", 0, "must be an integer >= 1"),
+    ("loss", "penalty_weight"): (
+        "loss.objective.penalty_weight",
+        -10.0,
+        "must be a finite number >= 0",
+    ),
+    ("loss", "lambda_k"): ("loss.objective.lambda_k", -0.001, "must be a finite number >= 0"),
+    ("loss", "clip_value"): (
+        "loss.objective.clip_value",
+        0.0,
+        "must be null or a finite number > 0",
+    ),
+    ("loss", "gamma"): ("loss.objective.gamma", 1.5, "must be a number in (0, 1]"),
+    ("loss", "n_critic"): ("loss.n_critic", 0, "must be an integer >= 1"),
+    ("loss", "lr"): ("loss.lr", 0.0, "must be a finite number > 0"),
+    ("loss", "betas"): ("loss.betas", [0.5, 1.0], "must be a pair [a, b], each a number in [0, 1)"),
+    ("loss", "d_batch_norm"): ("loss.d_batch_norm", "no", "must be true or false"),
     ("model", "beta"): ("model.kl_weighting.beta", -4.0, "must be a finite number >= 0"),
     ("data", "batch_size"): ("data.batch_size", 0, "must be an integer >= 1"),
     ("data", "eval_batch_size"): ("data.eval_batch_size", 0, "must be null or an integer >= 1"),
@@ -74,8 +91,20 @@ RULE_CASES = {
 
 
 @cache
-def _default_config() -> DictConfig:
-    return compose_train_config([])
+def _default_config(*overrides: str) -> DictConfig:
+    return compose_train_config(list(overrides))
+
+
+# rules whose key the default optimizer (Adam) does not take are checked on one that does
+RULE_BASES = {
+    ("optimizer", "momentum"): ("optim=rmsprop",),
+    ("optimizer", "alpha"): ("optim=rmsprop",),
+}
+
+
+def _rule_config(rule: tuple[str, str], value: object) -> DictConfig:
+    """The default config (or the rule's base) with the rule's key set to ``value``."""
+    return _with(RULE_CASES[rule][0], value, _default_config(*RULE_BASES.get(rule, ())))
 
 
 def _with(key: str, value: object, cfg: DictConfig | None = None) -> DictConfig:
@@ -106,7 +135,7 @@ def test_every_rule_has_a_case():
 def test_each_rule_names_key_value_and_what_is_allowed(rule):
     key, value, allowed = RULE_CASES[rule]
     with pytest.raises(ConfigError) as error:
-        validate_config(_with(key, value))
+        validate_config(_rule_config(rule, value))
     assert str(error.value) == f"{key}={_shown(value)} is invalid: {allowed}"
 
 
@@ -170,6 +199,19 @@ BAD_VALUES = {
     ("model", "grad_clip_val"): _number_outside(0, open_low=True, optional=True),
     ("model", "gamma"): _number_outside(0, 1, open_low=True, closed_high=True),
     ("model", "beta"): _number_outside(0),
+    ("model", "ema_bn_samples"): _int_below(1),
+    ("loss", "penalty_weight"): _number_outside(0),
+    ("loss", "lambda_k"): _number_outside(0),
+    ("loss", "clip_value"): _number_outside(0, open_low=True, optional=True),
+    ("loss", "gamma"): _number_outside(0, 1, open_low=True, closed_high=True),
+    ("loss", "n_critic"): _int_below(1),
+    ("loss", "lr"): _number_outside(0, open_low=True),
+    ("loss", "betas"): st.one_of(
+        st.tuples(_unit, st.floats(0, 0.99)).map(list),
+        st.lists(st.floats(0, 0.99), max_size=4).filter(lambda v: len(v) != 2),
+        _letters,
+    ),
+    ("loss", "d_batch_norm"): st.one_of(st.integers(), _floats, _letters, st.none()),
     ("data", "batch_size"): _int_below(1),
     ("data", "eval_batch_size"): _int_below(1, optional=True),
     ("data", "channels"): st.one_of(st.integers().filter(lambda v: v not in (1, 3)), _wrong_type),
@@ -193,7 +235,7 @@ def test_random_bad_values_raise_config_errors_naming_key_and_value(data):
     value = data.draw(BAD_VALUES[rule], label="value")
     key = RULE_CASES[rule][0]
     with pytest.raises(ConfigError) as error:
-        validate_config(_with(key, value))
+        validate_config(_rule_config(rule, value))
     assert f"{key}={_shown(value)} is invalid: must be " in str(error.value)
 
 
@@ -298,7 +340,7 @@ def _compose_usable(*overrides: str) -> DictConfig:
     """The config of ``overrides``; a GAN model with no objective gets loss=ns, as it must take
     one from the loss group."""
     cfg = compose_train_config(list(overrides))
-    if OmegaConf.is_missing(cfg.model, "objective"):
+    if "objective" in cfg.model and "loss" not in cfg:
         cfg = compose_train_config([*overrides, "loss=ns"])
     return cfg
 
@@ -328,6 +370,55 @@ def test_a_missing_mandatory_value_is_named():
     assert str(error.value) == (
         "model.objective=??? is missing: set it on the command line or choose a config group "
         "option that sets it"
+    )
+
+
+@pytest.mark.parametrize("model", ["gan", "dcgan"])
+def test_a_gan_model_without_a_loss_names_the_loss_options(model):
+    with pytest.raises(ConfigError) as error:
+        validate_config(compose_train_config([f"model={model}"]))
+    assert str(error.value) == (
+        "model.objective=${loss.objective} (and 5 more keys) reads the loss config group, but no "
+        f"loss option is chosen (model={model}): add loss=<name> to the command line, with "
+        f"<name> one of {', '.join(group_options('loss'))}"
+    )
+
+
+def test_a_reference_to_a_key_nobody_sets_is_named():
+    cfg = _with("model.latent_dim", "${data.latent_size}")
+    with pytest.raises(ConfigError) as error:
+        validate_config(cfg)
+    assert str(error.value) == (
+        "model.latent_dim=${data.latent_size} refers to a key that no chosen config sets: set it "
+        "on the command line or choose a config group option that sets it"
+    )
+
+
+def test_optimizer_keys_the_optimizer_does_not_take_are_named_with_the_fix():
+    cfg = compose_train_config(["experiment=gan_shapes_quick", "loss=wgan", "optim=rmsprop"])
+    with pytest.raises(ConfigError) as error:
+        validate_config(cfg)
+    assert str(error.value) == (
+        "model.optimizer.betas=[0.5, 0.999] is invalid: torch.optim.RMSprop takes no betas; "
+        "remove it with '~model.optimizer.betas' on the command line"
+    )
+    validate_config(
+        compose_train_config(
+            ["experiment=gan_shapes_quick", "loss=wgan", "optim=rmsprop", "~model.optimizer.betas"]
+        )
+    )
+
+
+def test_objective_settings_are_checked_in_the_loss_group_they_come_from():
+    cfg = compose_train_config(
+        ["model=gan", "loss=wgan_gp", "loss.objective.penalty_weight=-1", "loss.lr=0"]
+    )
+    with pytest.raises(ConfigError) as error:
+        validate_config(cfg)
+    assert str(error.value) == (
+        "2 config values are invalid:\n"
+        "  loss.lr=0 is invalid: must be a finite number > 0\n"
+        "  loss.objective.penalty_weight=-1 is invalid: must be a finite number >= 0"
     )
 
 

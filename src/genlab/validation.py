@@ -6,14 +6,19 @@ matches a key by name in a section, so a new model, net or objective gets them f
 
 - ``optimizer``: every node whose ``_target_`` is a ``torch.optim`` optimizer, wherever it is,
   and every node named ``*optimizer`` (per-network overrides such as ``model.d_optimizer``);
-- ``model``: any depth under ``model`` (the module, its nets, its objective), schedulers and
-  optimizers excluded;
+- ``model``: any depth under ``model`` (the module, its nets, an objective written inline),
+  schedulers and optimizers excluded;
+- ``loss``: any depth under ``loss`` (the GAN objective ``loss.objective.*`` and the authors'
+  settings ``loss.n_critic``, ``loss.lr``, ``loss.betas``, ``loss.d_batch_norm``);
 - ``data`` and ``trainer``: the top-level keys of those nodes.
 
-A key whose value is a plain reference to another key (``num_classes: ${data.num_classes}``) is
-checked where the value is defined. Choices made here: BEGAN's ``gamma`` must be in (0, 1]
-(the ratio of the two losses it balances); ``clip_value`` and ``grad_clip_val`` are null (no
-clipping) or > 0; ``trainer.max_epochs`` is null, -1 (no limit) or >= 1, as 0 trains nothing.
+A key whose value is a plain reference to another key (``num_classes: ${data.num_classes}``,
+``objective: ${loss.objective}``) is checked where the value is defined; a reference to a key
+that no chosen config sets is named with the fix (a GAN model with no ``loss=``). Optimizer
+keys must be arguments of the optimizer (``optim=rmsprop`` takes no ``betas``). Choices made
+here: BEGAN's ``gamma`` must be in (0, 1] (the ratio of the two losses it balances);
+``clip_value`` and ``grad_clip_val`` are null (no clipping) or > 0; ``trainer.max_epochs`` is
+null, -1 (no limit) or >= 1, as 0 trains nothing.
 
 Nets and data sources declare the images they take without reading configs: class attributes
 ``supported_image_sizes`` / ``supported_channels`` (tuples), or, when that depends on their own
@@ -23,6 +28,7 @@ arguments, a static ``check_image_shape(image_shape, **kwargs)`` raising ValueEr
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -95,6 +101,7 @@ def pair(allowed: Allowed) -> Allowed:
     )
 
 
+BOOLEAN = Allowed(lambda v: isinstance(v, bool), "true or false")
 UNIT = number(0, 1)  # [0, 1)
 POSITIVE = number(0, open_low=True)
 NON_NEGATIVE = number(0)
@@ -112,10 +119,18 @@ MAX_STEPS = Allowed(
 class Rule:
     """In ``section``, a key named ``key`` must be ``allowed``."""
 
-    section: str  # "optimizer", "model", "data" or "trainer" (see the module docstring)
+    section: str  # "optimizer", "model", "loss", "data" or "trainer" (module docstring)
     key: str
     allowed: Allowed
 
+
+# a GAN objective's own settings, under loss.objective (or an objective written in a model)
+OBJECTIVE_RULES = {
+    "penalty_weight": NON_NEGATIVE,  # the WGAN-GP / DRAGAN lambda
+    "lambda_k": NON_NEGATIVE,
+    "clip_value": optional(POSITIVE),
+    "gamma": BEGAN_GAMMA,
+}
 
 RULES: tuple[Rule, ...] = (
     Rule("optimizer", "lr", POSITIVE),
@@ -130,12 +145,18 @@ RULES: tuple[Rule, ...] = (
     Rule("model", "ema_decay", optional(UNIT)),
     Rule("model", "max_g_steps", optional(integer(1))),
     Rule("model", "latent_prior", one_of("normal", "uniform")),
-    Rule("model", "penalty_weight", NON_NEGATIVE),  # the WGAN-GP / DRAGAN lambda
-    Rule("model", "lambda_k", NON_NEGATIVE),
-    Rule("model", "clip_value", optional(POSITIVE)),
+    Rule("model", "ema_bn_samples", integer(1)),
     Rule("model", "grad_clip_val", optional(POSITIVE)),
-    Rule("model", "gamma", BEGAN_GAMMA),
     Rule("model", "beta", NON_NEGATIVE),
+    *(
+        Rule(section, key, allowed)
+        for section in ("model", "loss")
+        for key, allowed in OBJECTIVE_RULES.items()
+    ),
+    Rule("loss", "n_critic", integer(1)),
+    Rule("loss", "lr", POSITIVE),
+    Rule("loss", "betas", pair(UNIT)),
+    Rule("loss", "d_batch_norm", BOOLEAN),
     Rule("data", "batch_size", integer(1)),
     Rule("data", "eval_batch_size", optional(integer(1))),
     Rule("data", "channels", one_of(1, 3)),
@@ -167,6 +188,7 @@ def invalid(key: str, value: Any, allowed: str) -> str:
 
 
 _REFERENCE = re.compile(r"^\$\{[\w.]+\}$")  # ${data.num_classes}, not ${oc.env:...}
+_ABSENT = object()
 
 
 def _is_reference(node: DictConfig, key: str) -> bool:
@@ -210,8 +232,8 @@ def _section(path: str, node: DictConfig) -> str | None:
     if path.rsplit(".", 1)[-1].endswith("optimizer"):
         return "optimizer"
     top = path.split(".", 1)[0]
-    if top == "model":
-        return "model"
+    if top in ("model", "loss"):
+        return top
     return top if path in ("data", "trainer") else None
 
 
@@ -227,6 +249,43 @@ def _value_errors(cfg: DictConfig) -> list[str]:
                 value = OmegaConf.to_container(value)
             if not rule.allowed.check(value):
                 errors.append(invalid(f"{path}.{rule.key}", value, rule.allowed.text))
+    return errors
+
+
+def _group_options(group: str) -> list[str]:
+    """The options of config group ``group`` (empty if there is no such group)."""
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+def _dangling_reference_errors(cfg: DictConfig) -> list[str]:
+    """References (``${loss.objective}``) to keys that no chosen config sets; one message per
+    missing config group (a GAN model with no ``loss=``) naming its options."""
+    dangling: dict[str, list[str]] = {}  # the missing top-level key -> keys that read it
+    for path, node in [("", cfg), *_nodes(cfg)]:
+        for key in node:
+            raw = node._get_node(key)._value()
+            if not (isinstance(raw, str) and _REFERENCE.match(raw)) or raw.startswith("${."):
+                continue
+            target = raw[2:-1]
+            if OmegaConf.select(cfg, target, default=_ABSENT) is _ABSENT:
+                reader = f"{path}{'.' if path else ''}{key}={raw}"
+                dangling.setdefault(target.split(".", 1)[0], []).append(reader)
+    errors = []
+    for top, readers in dangling.items():
+        others = f" (and {len(readers) - 1} more keys)" if len(readers) > 1 else ""
+        options = _group_options(top)
+        if options and top not in cfg:
+            errors.append(
+                f"{readers[0]}{others} reads the {top} config group, but no {top} option is "
+                f"chosen{_choice(readers[0].split('.', 1)[0])}: add {top}=<name> to the command "
+                f"line, with <name> one of {', '.join(options)}"
+            )
+        else:
+            errors.extend(
+                f"{reader} refers to a key that no chosen config sets: set it on the command "
+                "line or choose a config group option that sets it"
+                for reader in readers
+            )
     return errors
 
 
@@ -310,12 +369,12 @@ def _labelled_data_options() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml") if num_classes(p.stem) > 0)
 
 
-def _data_choice() -> str:
-    """`` (data=<option>)`` when run by Hydra, else an empty string."""
+def _choice(group: str) -> str:
+    """`` (<group>=<option>)`` when run by Hydra, else an empty string."""
     if not HydraConfig.initialized():
         return ""
-    choice = HydraConfig.get().runtime.choices.get("data")
-    return f" (data={choice})" if choice else ""
+    choice = HydraConfig.get().runtime.choices.get(group)
+    return f" ({group}={choice})" if choice else ""
 
 
 def _conditional_errors(cfg: DictConfig) -> list[str]:
@@ -326,9 +385,31 @@ def _conditional_errors(cfg: DictConfig) -> list[str]:
         if node.get("conditional") is True and not (_is_int(data_classes) and data_classes >= 2):
             errors.append(
                 f"{path}.conditional=true needs labelled data, but data.num_classes="
-                f"{_show(data_classes)}{_data_choice()}: choose a labelled data set "
+                f"{_show(data_classes)}{_choice('data')}: choose a labelled data set "
                 f"(data={' | '.join(_labelled_data_options())}) or an unconditional model"
             )
+    return errors
+
+
+def _optimizer_argument_errors(cfg: DictConfig) -> list[str]:
+    """Keys of a ``torch.optim`` optimizer node that the optimizer does not take (e.g. the
+    GAN presets' Adam betas under optim=rmsprop)."""
+    errors = []
+    for path, node in _nodes(cfg):
+        target = _target(node) or ""
+        if _section(path, node) != "optimizer" or not target.startswith("torch.optim."):
+            continue
+        try:
+            accepted = inspect.signature(_locate(target)).parameters
+        except (ImportError, AttributeError, TypeError, ValueError):
+            continue  # an unknown target is reported by _target_errors
+        for key in node:
+            if not str(key).startswith("_") and key not in accepted:
+                raw = node._get_node(key)._value()
+                errors.append(
+                    f"{path}.{key}={_show(raw)} is invalid: {target} takes no {key}; remove it "
+                    f"with '~{path}.{key}' on the command line"
+                )
     return errors
 
 
@@ -360,15 +441,23 @@ def _optimized_metric_errors(cfg: DictConfig) -> list[str]:
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every bad value of ``cfg`` (nothing is instantiated)."""
+    errors = _dangling_reference_errors(cfg)
+    if errors:  # the checks below resolve values, which these would break
+        raise ConfigError(_message(errors))
     errors = [
         *_missing_errors(cfg),
         *_value_errors(cfg),
+        *_optimizer_argument_errors(cfg),
         *_target_errors(cfg),
         *_conditional_errors(cfg),
         *_checkpoint_errors(cfg),
         *_optimized_metric_errors(cfg),
     ]
-    if len(errors) == 1:
-        raise ConfigError(errors[0])
     if errors:
-        raise ConfigError(f"{len(errors)} config values are invalid:\n  " + "\n  ".join(errors))
+        raise ConfigError(_message(errors))
+
+
+def _message(errors: list[str]) -> str:
+    if len(errors) == 1:
+        return errors[0]
+    return f"{len(errors)} config values are invalid:\n  " + "\n  ".join(errors)

@@ -1,5 +1,7 @@
-"""The GAN module: the D/G schedule, counters, budgets, EMA, every objective end to end."""
+"""The GAN module: the D/G schedule, counters, budgets, EMA, every objective end to end, and
+every objective x GAN network x GAN experiment building and training."""
 
+import copy
 import json
 import os
 import subprocess
@@ -13,22 +15,26 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning import Callback
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from genlab.modules.gan import GAN, draw_latent, ema_update, slerp
+from genlab.modules.adversarial import draw_latent, slerp
+from genlab.modules.gan import GAN
+from genlab.validation import validate_config
 from tests.helpers import compose_train_config, group_options
 
 SMALL_DATA = ["data.source.num_train=1200", "data.source.num_test=100", "data.batch_size=8"]
-# narrow DCGAN nets keep the tests fast; BEGAN needs its (Lucic) autoencoder discriminator
+# narrow DCGAN nets keep the tests fast (BEGAN's critic: the DCGAN autoencoder)
 SMALL_NETS = [
     "model=dcgan",
     "model.latent_dim=16",
     "model.generator.base_channels=8",
     "model.discriminator.base_channels=8",
+    "model.autoencoder.base_channels=8",
 ]
 
 
 def small_nets(loss: str = "ns") -> list[str]:
-    return [f"loss={loss}"] if loss == "began" else [*SMALL_NETS, f"loss={loss}"]
+    return [*SMALL_NETS, f"loss={loss}"]
 
 
 def build(
@@ -41,7 +47,8 @@ def build(
     return instantiate(cfg.model), datamodule
 
 
-def fit(model: GAN, datamodule, steps: int, callbacks=(), max_epochs: int = 1) -> L.Trainer:
+def fit(model: GAN, data, steps: int, callbacks=(), max_epochs: int = 1) -> L.Trainer:
+    """Train on a data module or a data loader."""
     trainer = L.Trainer(
         max_epochs=max_epochs,
         limit_train_batches=steps,
@@ -52,7 +59,10 @@ def fit(model: GAN, datamodule, steps: int, callbacks=(), max_epochs: int = 1) -
         enable_model_summary=False,
         callbacks=list(callbacks),
     )
-    trainer.fit(model, datamodule=datamodule)
+    if isinstance(data, DataLoader):
+        trainer.fit(model, train_dataloaders=data)
+    else:
+        trainer.fit(model, datamodule=data)
     return trainer
 
 
@@ -77,10 +87,10 @@ def test_n_critic_5_gives_10_generator_steps_in_50_and_each_update_moves_one_net
         seen["d"] += 1
         return out
 
-    def checked_g_step(batch_size, opt):
+    def checked_g_step(real, opt):
         assert (int(model.d_steps) - 1) % 5 == 0  # G steps right after D steps 1, 6, 11, ...
         g_before, d_before = params(model.generator), params(model.discriminator)
-        out = g_step(batch_size, opt)
+        out = g_step(real, opt)
         assert same(d_before, params(model.discriminator)), "a G update changed D"
         assert not same(g_before, params(model.generator))
         seen["g"] += 1
@@ -126,23 +136,13 @@ def test_max_g_steps_stops_training():
     assert int(model.g_steps) == 4 and int(model.d_steps) == 7
 
 
-def test_ema_update_is_the_exponential_average_and_copies_buffers():
-    average, model = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
-    nn.init.constant_(average.weight, 2.0)
-    nn.init.constant_(model.weight, 4.0)
-    model.running_mean.fill_(0.7)
-    ema_update(average, model, decay=0.9)
-    torch.testing.assert_close(average.weight, torch.full((3,), 0.9 * 2.0 + 0.1 * 4.0))
-    torch.testing.assert_close(average.running_mean, torch.full((3,), 0.7))
-
-
 def test_the_ema_generator_trails_the_generator_and_makes_the_samples(monkeypatch):
     model, datamodule = build("model.ema_decay=0.5")
     history = [params(model.generator)]
     g_step = model._generator_step
 
-    def recorded_g_step(batch_size, opt):
-        out = g_step(batch_size, opt)
+    def recorded_g_step(real, opt):
+        out = g_step(real, opt)
         history.append(params(model.generator))
         return out
 
@@ -155,8 +155,46 @@ def test_the_ema_generator_trails_the_generator_and_makes_the_samples(monkeypatc
         assert not torch.equal(ema, history[-1][i])
     assert not any(p.requires_grad for p in model.ema_generator.parameters())
     z = model.latent(5)
+    samples = model.sample(5, z=z)
     model.ema_generator.eval()
-    torch.testing.assert_close(model.sample(5, z=z), model.ema_generator(z).clamp(0, 1))
+    torch.testing.assert_close(samples, model.ema_generator(z).clamp(0, 1))
+
+
+def batch_norm_input_statistics(net: nn.Module, z: torch.Tensor) -> list[tuple]:
+    """(mean, unbiased var) per channel of every batch-norm layer's input when ``net`` (a copy,
+    in train mode) runs on ``z``."""
+    net = copy.deepcopy(net).train()
+    stats = []
+
+    def record(layer, inputs, output):
+        x = inputs[0].transpose(0, 1).flatten(1)  # (C, B * H * W)
+        stats.append((x.mean(1), x.var(1)))
+
+    for layer in net.modules():
+        if isinstance(layer, nn.BatchNorm1d | nn.BatchNorm2d):
+            layer.register_forward_hook(record)
+    with torch.no_grad():
+        net(z)
+    return stats
+
+
+def test_ema_batch_norm_statistics_are_those_of_the_averaged_weights():
+    """After training, the EMA generator samples with batch-norm statistics of its own weights
+    (measured on a fresh batch of 4096 latents), not the live generator's running averages."""
+    model, datamodule = build("model.ema_decay=0.9", "model.optimizer.lr=2e-3")
+    fit(model, datamodule, steps=12)
+    model.sample(2)  # the EMA generator's statistics are set before it samples
+    torch.manual_seed(7)
+    expected = batch_norm_input_statistics(model.ema_generator, model.latent(4096))
+    layers = [m for m in model.ema_generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    live = [m for m in model.generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(layers) == len(expected) == 3
+    for layer, live_layer, (mean, var) in zip(layers, live, expected, strict=True):
+        scale = var.mean().sqrt()
+        torch.testing.assert_close(layer.running_mean, mean, atol=0.05 * scale, rtol=0)
+        torch.testing.assert_close(layer.running_var, var, atol=0, rtol=0.1)
+        stale = (live_layer.running_var - var).abs().max() / var.abs().max()
+        assert stale > 0.2  # the live generator's statistics would be far off
 
 
 def test_spectral_norm_bounds_every_discriminator_layer():
@@ -220,10 +258,11 @@ def test_bad_module_settings_are_refused():
 @pytest.mark.parametrize("loss", ["ns", "wgan_gp", "began"])
 def test_ddp_keeps_every_parameter_and_buffer_identical_across_ranks(loss, tmp_path):
     """Two gloo processes, different data and noise per rank: after several alternating
-    updates the two copies of the model agree exactly."""
+    updates the two copies of the model (EMA generator and its statistics included) agree
+    exactly."""
     script = Path(__file__).with_name("ddp_gan_script.py")
     result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path), *small_nets(loss)],
+        [sys.executable, str(script), str(tmp_path), *small_nets(loss), "model.ema_decay=0.5"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -240,19 +279,38 @@ def test_ddp_keeps_every_parameter_and_buffer_identical_across_ranks(loss, tmp_p
 
 
 GAN_EXPERIMENTS = [e for e in group_options("experiment") if e.startswith(("gan_", "lucic_"))]
+GAN_NETWORKS = ("gan", "dcgan")  # the Lucic and the DCGAN networks
 
 
 @pytest.mark.parametrize("experiment", GAN_EXPERIMENTS)
+@pytest.mark.parametrize("network", GAN_NETWORKS)
 @pytest.mark.parametrize("loss", group_options("loss"))
-def test_every_gan_experiment_builds_with_every_objective(experiment, loss):
-    """Config composition only (no data read): the nets fit the data's shape."""
-    cfg = compose_train_config([f"experiment={experiment}", f"loss={loss}"])
+def test_every_objective_trains_on_every_gan_network_in_every_gan_experiment(
+    experiment, network, loss
+):
+    """The composed config validates, the model builds for the experiment's image shape and
+    makes 2 D and 1 or 2 G updates (random images of that shape stand in for the data)."""
+    cfg = compose_train_config([f"experiment={experiment}", f"model={network}", f"loss={loss}"])
+    validate_config(cfg)
     model = instantiate(cfg.model)
     shape = (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     assert model.image_shape == shape
+    assert model.n_critic == cfg.loss.n_critic and type(model.objective).__name__ in (
+        cfg.loss.objective._target_
+    )
+    images = torch.rand(8, *shape, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(TensorDataset(images, torch.zeros(8)), batch_size=4)
+    fit(model, loader, steps=2)
+    assert (int(model.d_steps), int(model.g_steps)) == (2, 1 if model.n_critic > 1 else 2)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
     model.eval()
     assert model.discriminator(torch.rand(2, *shape)).shape == (2,)
     assert model.sample(2).shape == (2, *shape)
+
+
+def test_began_needs_the_network_familys_autoencoder():
+    with pytest.raises((ValueError, InstantiationException), match=r"model\.autoencoder is null"):
+        build("loss=began", "model.autoencoder=null")
 
 
 def test_lr_schedules_step_once_per_epoch_for_each_network():
