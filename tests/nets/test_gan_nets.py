@@ -4,11 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from genlab.nets.dcgan import DCGANAutoencoder, DCGANDiscriminator, DCGANGenerator
 from genlab.nets.lucic import LucicAutoencoder, LucicDiscriminator, LucicGenerator
+from genlab.nets.toy import ToyAutoencoder, ToyDiscriminator, ToyGenerator
 
 GENERATORS = [LucicGenerator, DCGANGenerator]
-DISCRIMINATORS = [LucicDiscriminator, DCGANDiscriminator, LucicAutoencoder]
+AUTOENCODERS = [LucicAutoencoder, DCGANAutoencoder]
+DISCRIMINATORS = [LucicDiscriminator, DCGANDiscriminator, *AUTOENCODERS]
 SHAPES = [(1, 28, 28), (3, 28, 28), (1, 32, 32), (3, 32, 32), (1, 64, 64), (3, 64, 64)]
 
 
@@ -28,11 +30,32 @@ def test_discriminators_give_one_score_per_image(net, shape):
     assert scores.shape == (3,) and torch.isfinite(scores).all()
 
 
-def test_the_autoencoder_scores_by_its_l1_reconstruction_error():
-    ae = LucicAutoencoder(image_shape=(1, 28, 28))
-    x = torch.rand(4, 1, 28, 28)
-    expected = (x - ae.reconstruct(x)).abs().mean(dim=(1, 2, 3))
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64)])
+@pytest.mark.parametrize("net", [*AUTOENCODERS, ToyAutoencoder])
+def test_the_autoencoders_score_by_their_l1_reconstruction_error(net, shape):
+    ae = net(image_shape=shape)
+    x = torch.rand(4, *shape)
+    reconstruction = ae.reconstruct(x)
+    assert reconstruction.shape == x.shape
+    expected = (x - reconstruction).abs().mean(dim=(1, 2, 3))
     torch.testing.assert_close(ae(x), expected)
+    if net is not ToyAutoencoder:  # image autoencoders reconstruct in the data range
+        assert reconstruction.min() >= 0 and reconstruction.max() <= 1
+
+
+def test_the_dcgan_autoencoder_pairs_the_discriminator_and_generator_ladders():
+    ae = DCGANAutoencoder(image_shape=(1, 32, 32), code_dim=16, base_channels=8)
+    d = DCGANDiscriminator(image_shape=(1, 32, 32), base_channels=8, batch_norm=False)
+    shapes = [p.shape for p in ae.encoder.parameters()]
+    assert shapes[:-2] == [p.shape for p in d.net.parameters()][:-2]  # all but the last conv
+    assert ae.encoder(torch.rand(2, 1, 32, 32)).shape == (2, 16, 1, 1)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in ae.modules())  # BEGAN: no batch norm
+
+
+def test_toy_nets_take_points_as_one_pixel_images():
+    g, d = ToyGenerator(image_shape=(2, 1, 1), latent_dim=3), ToyDiscriminator((2, 1, 1))
+    points = g(torch.randn(5, 3))
+    assert points.shape == (5, 2, 1, 1) and d(points).shape == (5,)
 
 
 @pytest.mark.parametrize("batch_norm", [True, False])
