@@ -403,12 +403,13 @@ def _optimizer_argument_errors(cfg: DictConfig) -> list[str]:
             accepted = inspect.signature(_locate(target)).parameters
         except (ImportError, AttributeError, TypeError, ValueError):
             continue  # an unknown target is reported by _target_errors
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+            continue
         for key in node:
             if not str(key).startswith("_") and key not in accepted:
-                raw = node._get_node(key)._value()
                 errors.append(
-                    f"{path}.{key}={_show(raw)} is invalid: {target} takes no {key}; remove it "
-                    f"with '~{path}.{key}' on the command line"
+                    f"{path}.{key}={_show(node[key])} is invalid: {target} takes no {key}; "
+                    f"remove it with '~{path}.{key}' on the command line"
                 )
     return errors
 

@@ -26,8 +26,11 @@ of any shape ((B,) scores or (B, 1, H, W) PatchGAN maps, means over all elements
 ``objective.discriminator_loss(critic, real, fake) -> (L_D, penalty)``,
 ``objective.generator_loss(critic, fake, real=None) -> L_G`` (``real`` is read by relativistic
 objectives, ``objective.relativistic``), ``objective.after_d_step(discriminator)`` and
-``objective.logs()``. A conditional critic is ``lambda x: D(x, y)`` (the penalty then
-differentiates with respect to the image only); a two-domain model passes each domain's D.
+``objective.logs()``. A conditional critic is ``lambda x: D(x, y)``, a pix2pix one
+``lambda b: D(torch.cat([a, b], 1))`` (penalties then differentiate with respect to the
+scored image only); a two-domain model passes each domain's D. A new objective subclasses
+``GANObjective``: e.g. RpGAN sets ``relativistic = True`` and reads ``real_out`` in
+``g_loss``; R1 / R2 penalties build on ``genlab.objectives.gan.input_gradient(critic, x)``.
 
 Per-critic objectives: an objective holds the state of one critic (BEGAN's k_t, the D that
 WGAN clips), so a module with several discriminators gets one copy per critic:
@@ -58,7 +61,9 @@ The rest
   statistics become the cumulative averages over ``inputs`` (tuples of the net's arguments,
   e.g. ``[(z1,), (z2,)]`` or ``[(z, y)]``) under the averaged weights, as torch's
   ``swa_utils.update_bn`` does. Draw those inputs from a fixed-seed generator so every process
-  gets the same statistics and the global RNG (resume) is untouched.
+  gets the same statistics and the global RNG (resume) is untouched; recompute lazily before
+  sampling when the average moved, and at each epoch end on every process (as
+  ``GAN.sampling_generator`` and ``GAN.on_train_epoch_end`` do).
 - ``broadcast_buffers(module)``: rank 0's buffers (batch-norm statistics) to every process,
   after the last update of a training step under DDP.
 - ``apply_spectral_norm(net)``: spectral normalisation of every conv / linear weight.
