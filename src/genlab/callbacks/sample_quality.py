@@ -122,18 +122,23 @@ class SampleQuality(Callback):
         )
         module.train(was_training)
         self._evaluated_at = trainer.global_step
+        step = int(getattr(module, "progress_steps", trainer.global_step))
         metrics = {f"eval/{k}": v for k, v in metrics.items()}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
-        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
+        values = {k: torch.tensor(v, dtype=torch.float64) for k, v in metrics.items()}
+        trainer.callback_metrics.update(values)  # float64: metrics.json keeps every digit
         if trainer.is_global_zero:
             path = Path(trainer.default_root_dir) / "samples" / "nearest_neighbours.png"
             grid = make_grid(pairs.images, pairs.nrow)
             save_png(path, grid, scale=2)
             for logger in trainer.loggers:
                 log_image(logger, "pictures/nearest_neighbours", grid, step=trainer.global_step)
+        epochs = trainer.current_epoch if epochs_done is None else epochs_done
+        log.info(
+            "sample quality after %d epochs, step %d: FID %.4g", epochs, step, metrics["eval/fid"]
+        )
         if self.tracks_best:
-            epochs = trainer.current_epoch if epochs_done is None else epochs_done
             self._keep_if_best(trainer, module, metrics, epochs)
         return metrics
 
