@@ -54,12 +54,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as reference_dir:
         start = time.perf_counter()
-        load_or_compute_reference(evaluator, test, key, "test", 10000, reference_dir)
+        load_or_compute_reference(evaluator, test.images, key, "test", 10000, reference_dir)
         cold_s = time.perf_counter() - start
         warm = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            load_or_compute_reference(evaluator, test, key, "test", 10000, reference_dir)
+            load_or_compute_reference(evaluator, test.images, key, "test", 10000, reference_dir)
             warm.append(time.perf_counter() - start)
     warm_s = statistics.median(warm)
     report = {

@@ -75,6 +75,13 @@ def test_eval_command_writes_every_metric_to_eval_json(run_dir, tmp_path):
     assert len(cached) == 2  # test split (200 images) and train split (memorization)
 
 
+def test_eval_of_the_best_model_of_a_run_without_one_names_the_fix(run_dir):
+    from genlab.eval import evaluate_run
+
+    with pytest.raises(FileNotFoundError, match=r"best\.ckpt not found.*every_n_epochs"):
+        evaluate_run([str(run_dir), "--ckpt", "best"])
+
+
 def test_training_can_evaluate_at_the_end(tmp_path):
     overrides = ["debug=fast", *SMALL_SHAPES, *SMALL_EVAL, "callbacks.sample_quality.at_end=true"]
     overrides.append(f"paths.cache_dir={tmp_path / 'cache'}")

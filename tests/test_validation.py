@@ -39,6 +39,7 @@ RULE_CASES = {
     ("model", "ema_decay"): ("model.ema_decay", 1.0, "must be null or a number in [0, 1)"),
     ("model", "max_g_steps"): ("model.max_g_steps", 0, "must be null or an integer >= 1"),
     ("model", "latent_prior"): ("model.latent_prior", "gaussian", "must be one of normal, uniform"),
+    ("model", "sample_mode"): ("model.sample_mode", "median", "must be one of auto, mean, draw"),
     ("model", "penalty_weight"): (
         "model.objective.penalty_weight",
         -10.0,
@@ -192,6 +193,9 @@ BAD_VALUES = {
     ("model", "max_g_steps"): _int_below(1, optional=True),
     ("model", "latent_prior"): st.one_of(
         _letters.filter(lambda v: v not in ("normal", "uniform")), st.integers(), st.none()
+    ),
+    ("model", "sample_mode"): st.one_of(
+        _letters.filter(lambda v: v not in ("auto", "mean", "draw")), st.integers(), st.none()
     ),
     ("model", "penalty_weight"): _number_outside(0),
     ("model", "lambda_k"): _number_outside(0),
@@ -455,3 +459,13 @@ def test_an_eval_metric_to_optimize_needs_the_sample_quality_callback():
         ["experiment=gan_shapes_quick", "debug=fast"]  # debug=fast turns both off
     )
     validate_config(cfg)
+    during = ["callbacks.sample_quality.at_end=false", "callbacks.sample_quality.every_n_epochs=1"]
+    validate_config(compose_train_config(["experiment=gan_shapes_quick", *during]))
+
+
+def test_a_best_of_run_metric_to_optimize_needs_evaluations_during_training():
+    overrides = ["experiment=gan_shapes_quick", "optimized_metric=best/eval/fid"]
+    with pytest.raises(ConfigError, match=r"optimized_metric=best/eval/fid .*every_n_epochs"):
+        validate_config(compose_train_config(overrides))  # at_end only
+    for during in ("every_n_epochs=2", "every_n_steps=50"):
+        validate_config(compose_train_config([*overrides, f"callbacks.sample_quality.{during}"]))

@@ -2,9 +2,12 @@
 ``RUN_DIR/eval.json`` and printed as a table.
 
 Samplers get FID / IS / KID / precision / recall / density / coverage and the memorization
-check (``eval.*`` settings, e.g. ``eval.num_samples=2000`` or ``eval/extractor=inception``);
-models with a test step (VAE: -ELBO and IWAE NLL) are also run over the test split. Other
-overrides (e.g. ``paths.data_dir=...``) apply to the run's saved config.
+check (``eval.*`` settings, e.g. ``eval.num_samples=2000`` or ``eval/extractor=inception``),
+against the data as the model was trained on it (binarized data: the split's seeded
+binarization); models with a test step (VAE: -ELBO and IWAE NLL) are also run over the test
+split. Other overrides (e.g. ``paths.data_dir=...``, ``model.sample_mode=mean``) apply to the
+run's saved config. ``--ckpt best`` evaluates the run's best-of-run model (``--ckpt last``, the
+default, its last checkpoint; or a path).
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="genlab-eval", description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, help="a genlab-train run directory")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. eval.num_samples=2000")
-    parser.add_argument("--ckpt", type=Path, default=None, help="checkpoint (default: last.ckpt)")
+    parser.add_argument(
+        "--ckpt", default="last", help="last (default), best (the best-of-run model) or a path"
+    )
     parser.add_argument("--device", default="cpu")
     return parser.parse_args(argv)
 
@@ -95,7 +100,7 @@ def evaluate_run(argv: list[str] | None = None) -> dict[str, Any]:
     )
     settings = settings_from_config(cfg.eval)
     quality, pairs = evaluate_samples(
-        model, source, cfg.data, extractor, settings, cfg.paths.cache_dir
+        model, datamodule, dataset_key(cfg.data), extractor, settings, cfg.paths.cache_dir
     )
     grid_path = save_png(
         args.run_dir / "samples" / "nearest_neighbours.png", make_grid(pairs.images, pairs.nrow), 2
@@ -107,6 +112,8 @@ def evaluate_run(argv: list[str] | None = None) -> dict[str, Any]:
         "extractor_test_accuracy": getattr(extractor, "test_accuracy", None),
         "num_samples": settings.num_samples,
         "split": settings.split,
+        "split_settings": datamodule.eval_settings(settings.split),  # e.g. binarize
+        "sample_mode": getattr(model, "sample_mode", None),  # VAE: mean or draw
         "seed": settings.seed,
         **{f"eval/{k}": v for k, v in quality.items()},
         **likelihood_metrics(model, datamodule),

@@ -40,11 +40,25 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     return cfg
 
 
+CHECKPOINT_NAMES = ("last", "best")  # <run_dir>/checkpoints/<name>.ckpt
+
+
 def checkpoint_path(run_dir: str | Path, ckpt: str | Path | None = None) -> Path:
-    path = Path(ckpt) if ckpt else Path(run_dir) / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found; pass another with --ckpt")
-    return path
+    """The checkpoint ``ckpt`` names: ``last`` (also when None) or ``best`` stand for
+    ``<run_dir>/checkpoints/{last,best}.ckpt``, anything else is a path."""
+    name = str(ckpt) if ckpt is not None else "last"
+    path = (
+        Path(run_dir) / "checkpoints" / f"{name}.ckpt" if name in CHECKPOINT_NAMES else Path(name)
+    )
+    if path.is_file():
+        return path
+    if name == "best":
+        raise FileNotFoundError(
+            f"checkpoint {path} not found: the run kept no best model, as it did not evaluate "
+            "sample quality during training (callbacks.sample_quality.every_n_epochs or "
+            "every_n_steps > 0); use --ckpt last or a checkpoint path"
+        )
+    raise FileNotFoundError(f"checkpoint {path} not found; pass another with --ckpt")
 
 
 def read_state_dict(ckpt: str | Path, device: str = "cpu") -> dict[str, Tensor]:

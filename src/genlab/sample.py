@@ -1,8 +1,8 @@
 """``genlab-sample RUN_DIR --num-samples N --out FILE.npz``: draw images from a trained run.
 
-The model is rebuilt from the run's saved config and its checkpoint (``last.ckpt`` unless
-``--ckpt``); ``images`` in the .npz file are uint8 (N, H, W, C), plus ``labels`` (N,) for
-class-conditional models.
+The model is rebuilt from the run's saved config and its checkpoint (``last.ckpt``; ``--ckpt
+best`` the best-of-run model, or a path); ``images`` in the .npz file are uint8 (N, H, W, C),
+plus ``labels`` (N,) for class-conditional models.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-samples", type=int, default=64)
     parser.add_argument("--out", type=Path, required=True, help="output .npz file")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ckpt", type=Path, default=None, help="checkpoint (default: last.ckpt)")
+    parser.add_argument(
+        "--ckpt", default="last", help="last (default), best (the best-of-run model) or a path"
+    )
     parser.add_argument("--label", type=int, default=None, help="class, for conditional models")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--device", default="cpu")

@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from genlab.callbacks import DivergenceError, PeriodicCheckpoint, Throughput
+from genlab.callbacks import DivergenceError, PeriodicCheckpoint, SampleQuality, Throughput
 from genlab.callbacks.resume import resolve_ckpt_path, saved_wandb_run_id
 from genlab.config import CONFIG_DIR  # importing genlab.config registers the resolvers
 from genlab.modules.counters import counter_values
@@ -131,6 +131,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             record["throughput_img_s"] = throughput.average_img_s if throughput else None
             record["epochs"] = trainer.current_epoch
             record.update(_scalar_metrics(trainer))
+            for callback in trainer.callbacks:
+                if isinstance(callback, SampleQuality):  # best/eval/*, best/at
+                    record.update(callback.best_record())
         if trainer is None or trainer.is_global_zero:
             atomic_write_json(output_dir / "metrics.json", record)
         _finish_wandb(record["status"])

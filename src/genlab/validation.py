@@ -146,6 +146,7 @@ RULES: tuple[Rule, ...] = (
     Rule("model", "max_g_steps", optional(integer(1))),
     Rule("model", "latent_prior", one_of("normal", "uniform")),
     Rule("model", "ema_bn_samples", integer(1)),
+    Rule("model", "sample_mode", one_of("auto", "mean", "draw")),  # VAE
     Rule("model", "grad_clip_val", optional(POSITIVE)),
     Rule("model", "beta", NON_NEGATIVE),
     *(
@@ -427,17 +428,28 @@ def _checkpoint_errors(cfg: DictConfig) -> list[str]:
 
 
 def _optimized_metric_errors(cfg: DictConfig) -> list[str]:
-    """An ``eval/*`` optimized_metric needs the sample_quality callback to compute it."""
+    """An ``eval/*`` optimized_metric needs the sample_quality callback to compute it, a
+    ``best/eval/*`` one evaluations during training."""
     metric = cfg.get("optimized_metric")
-    quality = (cfg.get("callbacks") or {}).get("sample_quality")
-    if not (isinstance(metric, str) and metric.startswith("eval/")):
-        return []
-    if quality is not None and (quality.get("at_end") or quality.get("every_n_steps")):
-        return []
-    return [
-        f"optimized_metric={metric} comes from the sample_quality callback, which is off: set "
-        "callbacks.sample_quality.at_end=true (or every_n_steps > 0), or optimized_metric=null"
-    ]
+    quality = (cfg.get("callbacks") or {}).get("sample_quality") or {}
+    during = bool(quality.get("every_n_steps") or quality.get("every_n_epochs"))
+    if (
+        isinstance(metric, str)
+        and metric.startswith("eval/")
+        and not (quality.get("at_end") or during)
+    ):
+        return [
+            f"optimized_metric={metric} comes from the sample_quality callback, which is off: set "
+            "callbacks.sample_quality.at_end=true (or every_n_epochs / every_n_steps > 0), or "
+            "optimized_metric=null"
+        ]
+    if isinstance(metric, str) and metric.startswith("best/eval/") and not during:
+        return [
+            f"optimized_metric={metric} is the best of the evaluations during training, which "
+            "are off: set callbacks.sample_quality.every_n_epochs (or every_n_steps) > 0, or "
+            f"optimized_metric={metric.removeprefix('best/')}"
+        ]
+    return []
 
 
 def validate_config(cfg: DictConfig) -> None:

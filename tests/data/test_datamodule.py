@@ -125,6 +125,38 @@ def test_sample_batch():
         dm.sample_batch("dev", 3)
 
 
+def test_eval_images_are_the_data_as_the_model_is_trained_on_it():
+    dm = _dm(binarize=True)
+    for split in ("val", "test"):  # the images the loaders yield
+        x, _ = _all(getattr(dm, f"{split}_dataloader")())
+        assert torch.equal(dm.eval_images(split), (x * 255).to(torch.uint8))
+    train = dm.eval_images("train")  # one fixed draw of the training images
+    assert train.dtype == torch.uint8 and train.shape == dm.train_set.images.shape
+    assert set(train.unique().tolist()) == {0, 255}
+    assert torch.equal(train, _dm(binarize=True).eval_images("train"))
+    assert not torch.equal(train, _dm(binarize=True, split_seed=5).eval_images("train"))
+    ones = (train == 255).float().mean()  # a Bernoulli(x / 255) draw: share of ones ~ mean gray
+    assert abs(ones - dm.train_set.images.float().mean() / 255) < 0.02
+    assert torch.equal(dm.sample_batch("train", 4)[0], train[:4].float() / 255)
+    gray = _dm()
+    for split in ("train", "val", "test"):
+        assert torch.equal(gray.eval_images(split), getattr(gray, f"{split}_set").images)
+
+
+def test_eval_settings_name_every_setting_that_changes_the_pixels():
+    base = _dm().eval_settings
+    assert base("test") == {}  # the source's own test split
+    assert base("train") == base("val") == {"val_size": 20, "split_seed": 0}  # the hold-out
+    binarized = _dm(binarize=True).eval_settings
+    assert binarized("test") == {"binarize": True, "split_seed": 0}
+    assert binarized("train") == {"val_size": 20, "split_seed": 0, "binarize": True}
+    assert _dm(binarize=True, split_seed=3).eval_settings("test")["split_seed"] == 3
+    assert _dm(val_size=10).eval_settings("train")["val_size"] == 10
+    assert _dm(batch_size=8, eval_batch_size=4).eval_settings("train") == base("train")
+    with pytest.raises(ValueError, match="unknown split 'dev'"):
+        _dm().eval_settings("dev")
+
+
 def test_data_before_setup_is_an_error():
     dm = ImageDataModule(ToySource(), 1, 8, 100)
     assert dm.image_shape == (1, 8, 8)

@@ -8,7 +8,7 @@ import torch
 from genlab.modules.vae import VAE
 from genlab.nets.vae import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from genlab.objectives.elbo import BetaKL
-from genlab.objectives.likelihoods import Bernoulli
+from genlab.objectives.likelihoods import Bernoulli, ContinuousBernoulli, Gaussian
 
 
 def make_vae(num_classes=0, latent_dim=4, image_shape=(1, 28, 28), conv=False, **kwargs):
@@ -16,7 +16,7 @@ def make_vae(num_classes=0, latent_dim=4, image_shape=(1, 28, 28), conv=False, *
     return VAE(
         encoder=functools.partial(encoder),
         decoder=functools.partial(decoder),
-        likelihood=Bernoulli(),
+        likelihood=kwargs.pop("likelihood", Bernoulli()),
         kl_weighting=BetaKL(1.0),
         optimizer=functools.partial(torch.optim.Adam, lr=3e-3),
         image_shape=image_shape,
@@ -100,6 +100,43 @@ def test_class_grid_has_one_row_per_class():
     assert grids["class_grid"].nrow == 3
 
 
+def test_a_sample_is_a_bernoulli_draw_or_the_mean_as_sample_mode_says():
+    torch.manual_seed(0)
+    vae = make_vae().eval()
+    z = torch.randn(16, 4)
+    mean = torch.sigmoid(vae.decoder(z, None))  # (16, 1, 28, 28)
+    torch.testing.assert_close(vae.sample(16, z=z, mode="mean"), mean)
+    draw = vae.sample(16, z=z, mode="draw")
+    assert set(draw.unique().tolist()) == {0.0, 1.0}
+    draws = torch.stack([vae.sample(16, z=z, mode="draw") for _ in range(400)])
+    assert (draws.mean(0) - mean).abs().max() < 0.1  # std of a mean of 400 draws <= 0.025
+    assert vae.sample_mode == "draw"  # auto: binary samples for binary data
+    torch.manual_seed(1)
+    default = vae.sample(16, z=z)
+    torch.manual_seed(1)
+    assert torch.equal(default, vae.sample(16, z=z, mode="draw"))
+    torch.manual_seed(2)
+    by_config = make_vae(sample_mode="mean")
+    torch.manual_seed(2)
+    assert torch.equal(by_config.sample(3, z=z[:3]), make_vae().sample(3, z=z[:3], mode="mean"))
+
+
+@pytest.mark.parametrize(
+    ("likelihood", "auto"),
+    [(Bernoulli(), "draw"), (Gaussian(), "mean"), (ContinuousBernoulli(), "mean")],
+)
+def test_auto_sample_mode_follows_the_likelihood(likelihood, auto):
+    assert make_vae(likelihood=likelihood).sample_mode == auto
+    for mode in ("mean", "draw"):
+        assert make_vae(likelihood=likelihood, sample_mode=mode).sample_mode == mode
+
+
+def test_traversals_show_decoder_means_whatever_the_sample_mode():
+    vae = make_vae(traversal_rows=2, sample_mode="draw")
+    traversal = vae.pictures(binary_batch(3))["traversal"].images
+    assert not set(traversal.unique().tolist()) <= {0.0, 1.0}  # gray: means, not draws
+
+
 def test_conditional_sampling_requires_labels():
     vae = make_vae(num_classes=10)
     with pytest.raises(ValueError, match="class-conditional"):
@@ -113,6 +150,7 @@ def test_conditional_sampling_requires_labels():
         ({"latent_dim": 0}, "latent_dim=0"),
         ({"iwae_samples": 0}, "iwae_samples=0"),
         ({"conditional": True, "num_classes": 0}, "needs labelled data"),
+        ({"sample_mode": "median"}, "sample_mode='median' is invalid"),
     ],
 )
 def test_bad_hyperparameters_are_rejected(kwargs, message):

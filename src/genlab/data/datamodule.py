@@ -127,7 +127,7 @@ class ImageDataModule(LightningDataModule):
         self.order_seed = torch.initial_seed() if order_seed is None else order_seed
         self._resume_at: tuple[int, int] | None = None  # (epoch, batches done), see resume_at
         self._splits: dict[str, ImageArrays] = {}
-        self._eval_images: dict[str, Tensor] = {}  # val/test images, binarized once if asked
+        self._eval_images: dict[str, Tensor] = {}  # see eval_images: binarized once if asked
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -219,11 +219,27 @@ class ImageDataModule(LightningDataModule):
         """The first n images of a split (all of them if it has fewer) as (x, y): x float32
         (n, C, H, W) in [0, 1], binarized with a fixed seed when ``binarize`` is set."""
         _require(n >= 1, "sample_batch.n", n, "must be >= 1")
-        arrays = self._split(split)
-        images = self._eval_images.get(split)
-        if images is None:
-            images = self._fixed_binarization(split, arrays.images[:n])
-        return images[:n].float().div_(255), arrays.labels[:n]  # (n, C, H, W)
+        images = self.eval_images(split)[:n]  # (n, C, H, W) uint8
+        return images.float().div_(255), self._split(split).labels[:n]
+
+    def eval_images(self, split: str) -> Tensor:
+        """A split's images as models are scored against them, uint8 (N, C, H, W): with
+        ``binarize``, the split's one seeded binarization (for val and test the images their
+        loaders yield; for train a fixed draw standing for the fresh ones training makes)."""
+        if split not in self._eval_images:  # train: binarized on first use
+            self._eval_images[split] = self._fixed_binarization(split, self._split(split).images)
+        return self._eval_images[split]
+
+    def eval_settings(self, split: str) -> dict[str, int | bool]:
+        """Every setting of this module that changes the pixels of ``eval_images(split)``
+        (the source's own settings aside): for the keys of cached statistics."""
+        self._split(split)  # a known split
+        settings: dict[str, int | bool] = {}
+        if split != "test":  # train and val: which images, from the hold-out
+            settings.update(val_size=self.val_size, split_seed=self.split_seed)
+        if self.binarize:  # seeded by (split_seed, split)
+            settings.update(binarize=True, split_seed=self.split_seed)
+        return settings
 
     def _split(self, split: str) -> ImageArrays:
         if split not in _SPLITS:

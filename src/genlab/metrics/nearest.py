@@ -117,9 +117,8 @@ def nearest_neighbours(
     """
     queries = _unit_float(queries).flatten(1)  # (Q, D)
     references = _unit_float(references).flatten(1)  # (R, D)
-    indices = torch.cat(
-        [dist.argmin(dim=1) for _, dist in _distance_blocks(queries, references, batch_size)]
-    )  # (Q,)
+    blocks = [dist.argmin(dim=1) for _, dist in _distance_blocks(queries, references, batch_size)]
+    indices = torch.cat(blocks) if blocks else torch.zeros(0, dtype=torch.long)  # (Q,)
     distances = (queries - references[indices]).norm(dim=1)  # (Q,)
     return distances, indices
 

@@ -2,12 +2,16 @@
 
 torchmetrics computes each metric from a feature module's outputs; genlab extracts the features
 itself (so reference features can be cached) and hands them over through a pass-through module.
-Each function takes this process's share of the points: under DDP torchmetrics sums the states
-of every process before computing, so the result is that of all shares together.
+Each function takes whole point sets and computes in this process only (no DDP sync: under DDP
+the caller gathers the points first, see ``genlab.metrics.evaluate``). The random KID subsets
+and IS splits are drawn from a seeded generator, so a metric of given points is one number, in
+every process and every call.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -15,8 +19,8 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
-from torchmetrics.utilities.distributed import gather_all_tensors
 
+from genlab.data.arrays import derive_seed
 from genlab.metrics.nearest import neighbourhood_metrics
 
 
@@ -31,40 +35,51 @@ class PassThrough(nn.Module):
         return x
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """torch's global CPU generator (which torchmetrics draws from) set to ``seed`` inside and
+    restored after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
+
+
 def frechet_distance(real: Tensor, fake: Tensor) -> float:
     """FID between feature sets real (Nr, D) and fake (Nf, D)."""
-    metric = FrechetInceptionDistance(feature=PassThrough(real.shape[1]))
+    metric = FrechetInceptionDistance(feature=PassThrough(real.shape[1]), sync_on_compute=False)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return float(metric.compute())
 
 
 def kernel_distance(
-    real: Tensor, fake: Tensor, subsets: int, subset_size: int
+    real: Tensor, fake: Tensor, subsets: int, subset_size: int, seed: int = 0
 ) -> tuple[float, float]:
-    """KID (mean, std over ``subsets`` random subsets of ``subset_size`` points)."""
+    """KID (mean, std over ``subsets`` random subsets of ``subset_size`` points, drawn with
+    ``seed``)."""
     metric = KernelInceptionDistance(
-        feature=PassThrough(real.shape[1]), subsets=subsets, subset_size=subset_size
+        feature=PassThrough(real.shape[1]),
+        subsets=subsets,
+        subset_size=subset_size,
+        sync_on_compute=False,
     )
     metric.update(real, real=True)
     metric.update(fake, real=False)
-    mean, std = metric.compute()
+    with seeded(derive_seed(seed, "kid_subsets")):
+        mean, std = metric.compute()
     return float(mean), float(std)
 
 
-def inception_score(logits: Tensor, splits: int) -> tuple[float, float]:
-    """IS (mean, std over ``splits`` splits) from classifier logits (N, K)."""
-    metric = InceptionScore(feature=PassThrough(logits.shape[1]), splits=splits)
+def inception_score(logits: Tensor, splits: int, seed: int = 0) -> tuple[float, float]:
+    """IS (mean, std over ``splits`` splits of a ``seed``-ed shuffle) from classifier logits
+    (N, K)."""
+    metric = InceptionScore(
+        feature=PassThrough(logits.shape[1]), splits=splits, sync_on_compute=False
+    )
     metric.update(logits)
-    mean, std = metric.compute()
+    with seeded(derive_seed(seed, "is_splits")):
+        mean, std = metric.compute()
     return float(mean), float(std)
-
-
-def gather(t: Tensor) -> Tensor:
-    """All processes' rows of t, concatenated (t itself outside DDP)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return t
-    return torch.cat(gather_all_tensors(t.contiguous()))
 
 
 @dataclass(frozen=True)
@@ -78,22 +93,25 @@ class QualitySettings:
 
 
 def sample_quality(
-    real_features: Tensor, fake_features: Tensor, fake_logits: Tensor, settings: QualitySettings
+    real_features: Tensor,
+    fake_features: Tensor,
+    fake_logits: Tensor,
+    settings: QualitySettings,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Every feature-space metric of fakes against reals: FID, KID, IS of the fakes, improved
-    precision / recall and density / coverage. Inputs are this process's shares: (Nr, D),
-    (Nf, D), (Nf, K)."""
-    all_real, all_fake = gather(real_features), gather(fake_features)
-    subset_size = min(settings.kid_subset_size, len(all_real), len(all_fake))
+    precision / recall and density / coverage. Inputs are whole sets: (Nr, D), (Nf, D),
+    (Nf, K); ``seed`` fixes the KID subsets and the IS splits."""
+    subset_size = min(settings.kid_subset_size, len(real_features), len(fake_features))
     kid_mean, kid_std = kernel_distance(
-        real_features, fake_features, settings.kid_subsets, subset_size
+        real_features, fake_features, settings.kid_subsets, subset_size, seed
     )
-    is_mean, is_std = inception_score(fake_logits, settings.is_splits)
+    is_mean, is_std = inception_score(fake_logits, settings.is_splits, seed)
     return {
         "fid": frechet_distance(real_features, fake_features),
         "kid_mean": kid_mean,
         "kid_std": kid_std,
         "is_mean": is_mean,
         "is_std": is_std,
-        **neighbourhood_metrics(all_real, all_fake, k=settings.nearest_k),
+        **neighbourhood_metrics(real_features, fake_features, k=settings.nearest_k),
     }

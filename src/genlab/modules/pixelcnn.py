@@ -16,6 +16,7 @@ from genlab.modules.counters import counter_values, register_counters
 from genlab.nets.pixelcnn_sampling import cached_sample
 from genlab.objectives.autoregressive import bits_per_dim
 from genlab.utils.images import Grid
+from genlab.utils.precision import full_precision
 
 COUNTERS = ("train_steps", "images_seen")
 
@@ -24,7 +25,7 @@ class PixelCNN(LightningModule):
     """Autoregressive image model trained on the exact negative log-likelihood.
 
     Logged for train / val / test: ``{split}/nll`` (nats per image) and ``{split}/bits_per_dim``
-    (nll / (H * W * C * ln 2)).
+    (nll / (H * W * C * ln 2)); val and test in float32 whatever the training precision.
     """
 
     def __init__(
@@ -135,10 +136,12 @@ class PixelCNN(LightningModule):
         )
         return nll.mean()
 
+    @full_precision()
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
         self._log_nll("val", self.nll(x, y), sync_dist=True)
 
+    @full_precision()
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
         self._log_nll("test", self.nll(x, y), sync_dist=True)

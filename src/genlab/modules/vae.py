@@ -22,15 +22,23 @@ from genlab.objectives.elbo import (
     standard_normal_log_prob,
 )
 from genlab.utils.images import Grid
+from genlab.utils.precision import full_precision
 
 COUNTERS = ("train_steps", "images_seen")
+SAMPLE_MODES = ("auto", "mean", "draw")
 
 
 class VAE(LightningModule):
     """Gaussian-posterior VAE trained on the (weighted) ELBO.
 
     Logged, all in nats per image: ``{train,val,test}/neg_elbo`` (-ELBO), ``/kl``, ``/rec_nll``
-    (-E log p(x|z)), and at test time ``test/iwae_nll`` (-IWAE bound with ``iwae_samples``).
+    (-E log p(x|z)), and at test time ``test/iwae_nll`` (-IWAE bound with ``iwae_samples``);
+    val and test values in float32 whatever the training precision.
+
+    ``sample_mode`` says what a sample is: ``draw`` x ~ p(x | z) (binary images for the
+    Bernoulli likelihood), ``mean`` E[x | z] (gray images), ``auto`` a draw for likelihoods of
+    binary data (so that samples compare like with like with the binarized data) and the mean
+    otherwise (Gaussian, continuous Bernoulli: their draws add pixel noise to the image).
     """
 
     def __init__(
@@ -49,8 +57,14 @@ class VAE(LightningModule):
         num_picture_samples: int = 64,
         traversal_rows: int = 0,
         scheduler: Callable[..., Any] | None = None,
+        sample_mode: str = "auto",
     ):
         super().__init__()
+        if sample_mode not in SAMPLE_MODES:
+            raise ValueError(
+                f"model.sample_mode={sample_mode!r} is invalid: must be one of "
+                f"{', '.join(SAMPLE_MODES)}"
+            )
         if latent_dim < 1:
             raise ValueError(f"model.latent_dim={latent_dim} must be >= 1")
         if iwae_samples < 1 or iwae_chunk < 1:
@@ -82,6 +96,10 @@ class VAE(LightningModule):
         self.iwae_samples = iwae_samples
         self.iwae_chunk = iwae_chunk
         self.traversal_rows = traversal_rows
+        if sample_mode == "auto":
+            binary = getattr(likelihood, "requires_binary_data", False)
+            sample_mode = "draw" if binary else "mean"
+        self.sample_mode = sample_mode  # "mean" or "draw"
         register_counters(self, *COUNTERS)
         noise = torch.Generator().manual_seed(0)
         self.register_buffer(
@@ -119,13 +137,23 @@ class VAE(LightningModule):
         return iwae_bound(torch.cat(log_weights))  # (B,)
 
     @torch.no_grad()
-    def sample(self, num_samples: int, y: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """Mean images of p(x | z) for z ~ N(0, I) (or the given z): (N, C, H, W) in [0, 1]."""
+    def sample(
+        self,
+        num_samples: int,
+        y: Tensor | None = None,
+        z: Tensor | None = None,
+        mode: str | None = None,
+    ) -> Tensor:
+        """Images (N, C, H, W) in [0, 1] from p(x | z) for z ~ N(0, I) (or the given z): its
+        mean or a draw, as ``mode`` ("mean" | "draw"; default ``self.sample_mode``) says."""
         if z is None:
             z = torch.randn(num_samples, self.latent_dim, device=self.device)
         if self.num_classes > 0 and y is None:
             raise ValueError("this VAE is class-conditional: pass labels y (N,)")
-        return self.likelihood.mean(self.decoder(z, self.labels(y) if y is not None else None))
+        params = self.decoder(z, self.labels(y) if y is not None else None)  # (N, P * C, H, W)
+        if (mode or self.sample_mode) == "draw":
+            return self.likelihood.sample(params)
+        return self.likelihood.mean(params)
 
     @property
     def progress_steps(self) -> int:
@@ -183,10 +211,12 @@ class VAE(LightningModule):
             sync_dist=True,
         )
 
+    @full_precision()
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
         self._log_eval("val", x, self.elbo_terms(x, y))
 
+    @full_precision()
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
         self._log_eval("test", x, self.elbo_terms(x, y))
@@ -231,4 +261,4 @@ class VAE(LightningModule):
         rows = torch.arange(len(dims), device=self.device).repeat_interleave(steps)
         z[torch.arange(len(z)), dims[rows]] = values.repeat(len(dims))
         labels = y[:1].repeat(len(z)) if self.num_classes > 0 else None
-        return Grid(self.sample(len(z), y=labels, z=z), steps)
+        return Grid(self.sample(len(z), y=labels, z=z, mode="mean"), steps)  # no pixel noise
