@@ -34,12 +34,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from genlab.config import CONFIG_DIR
+from genlab.errors import UserError
 
 # ckpt_path values that Lightning resolves itself (checkpoints it finds in the run directory)
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value genlab cannot use; the message names the key, the value and what is
     allowed."""
 
@@ -257,6 +258,21 @@ def _locate(target: str) -> Any:
             obj = getattr(obj, attr)
         return obj
     raise ImportError(f"no module in {target!r}")
+
+
+def unimportable_targets(node: DictConfig, path: str) -> list[str]:
+    """``<key>._target_='<name>' cannot be imported (<why>)`` for every ``_target_`` at or below
+    ``node`` (whose dotted path is ``path``) that cannot be imported."""
+    problems = []
+    for key, child in _walk(node, path):
+        target = _target(child)
+        if target is None:
+            continue
+        try:
+            _locate(target)
+        except (ImportError, AttributeError) as error:
+            problems.append(f"{key}._target_={_show(target)} cannot be imported ({error})")
+    return problems
 
 
 def _target_errors(cfg: DictConfig) -> list[str]:

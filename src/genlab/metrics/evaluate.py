@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from genlab.data.arrays import ImageArrays, derive_seed
+from genlab.errors import UsageError
 from genlab.metrics.extractors import FeatureExtractor
 from genlab.metrics.nearest import memorization_grid, memorization_summary, nearest_neighbours
 from genlab.metrics.quality import QualitySettings, sample_quality
@@ -90,7 +91,7 @@ def generate(
     num_classes = getattr(model, "num_classes", 0)
     if label is not None and not 0 <= label < num_classes:
         kind = f"classes are 0..{num_classes - 1}" if num_classes else "the model is unconditional"
-        raise ValueError(f"label={label} is not a class of this model: {kind}")
+        raise UsageError(f"label={label} is not a class of this model: {kind}")
     device = next(model.parameters()).device
     labels = None
     if num_classes > 0:

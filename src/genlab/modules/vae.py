@@ -22,6 +22,7 @@ from genlab.objectives.elbo import (
     standard_normal_log_prob,
 )
 from genlab.utils.images import Grid
+from genlab.validation import ConfigError
 
 COUNTERS = ("train_steps", "images_seen")
 
@@ -138,7 +139,7 @@ class VAE(LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         binary_only = getattr(self.likelihood, "requires_binary_data", False)
         if binary_only and datamodule is not None and not datamodule.binarize:
-            raise ValueError(
+            raise ConfigError(
                 f"model.likelihood={type(self.likelihood).__name__} is a likelihood of binary "
                 "pixels, but data.binarize=false: set data.binarize=true, or use "
                 "model.likelihood._target_=genlab.objectives.likelihoods.ContinuousBernoulli "
