@@ -26,6 +26,7 @@ from genlab.config import CONFIG_DIR  # importing genlab.config registers the re
 from genlab.errors import user_errors_for_hydra
 from genlab.modules.counters import counter_values
 from genlab.runs import check_resume_checkpoint
+from genlab.threads import configure_threads
 from genlab.utils.io import atomic_write_json
 from genlab.utils.summary import print_run_summary
 from genlab.validation import ConfigError, validate_config
@@ -89,6 +90,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             with open_dict(cfg):
                 cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path)
         validate_config(cfg)  # bad values fail here, before anything is built
+        record["threads"] = configure_threads(cfg.get("threads", "auto"), cfg.trainer)
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         datamodule.prepare_data()  # missing data fails here, before any model is built

@@ -374,6 +374,14 @@ def _optimized_metric_errors(cfg: DictConfig) -> list[str]:
     ]
 
 
+THREADS = Allowed(lambda v: v == "auto" or integer(1).check(v), "auto or an integer >= 1")
+
+
+def _threads_errors(cfg: DictConfig) -> list[str]:
+    threads = cfg.get("threads", "auto")
+    return [] if THREADS.check(threads) else [invalid("threads", threads, THREADS.text)]
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every bad value of ``cfg`` (nothing is instantiated)."""
     errors = [
@@ -383,6 +391,7 @@ def validate_config(cfg: DictConfig) -> None:
         *_conditional_errors(cfg),
         *_checkpoint_errors(cfg),
         *_optimized_metric_errors(cfg),
+        *_threads_errors(cfg),
     ]
     if len(errors) == 1:
         raise ConfigError(errors[0])
