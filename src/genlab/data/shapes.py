@@ -96,6 +96,7 @@ class Shapes:
     streams of it."""
 
     name = "shapes"
+    class_names = SHAPE_NAMES
 
     def __init__(
         self, num_train: int = 50000, num_test: int = 10000, image_size: int = 32, seed: int = 0
