@@ -53,6 +53,7 @@ bench: venv
 	$(BIN)/python benchmarks/reference_cache.py
 	$(BIN)/python benchmarks/pixelcnn_sampling.py
 	$(BIN)/python benchmarks/gan_step.py
+	$(BIN)/python benchmarks/cpu_threads.py
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .ruff_cache
