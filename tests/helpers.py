@@ -12,9 +12,15 @@ from omegaconf import DictConfig, open_dict
 from genlab.train import CONFIG_DIR
 
 
-def compose_train_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
-    """The composed root config with Hydra's runtime info set, so ${hydra:...} resolves."""
+def compose_train_config(
+    overrides: list[str], output_dir: Path | None = None, search_path: list[Path] = ()
+) -> DictConfig:
+    """The composed root config with Hydra's runtime info set, so ${hydra:...} resolves;
+    ``search_path``: more config directories (as genlab-train's --config-dir adds one)."""
     GlobalHydra.instance().clear()
+    if search_path:
+        entries = ",".join(f"file://{Path(d).resolve()}" for d in search_path)
+        overrides = [*overrides, f"hydra.searchpath=[{entries}]"]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)

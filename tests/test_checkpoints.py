@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,36 @@ def test_resuming_from_a_checkpoint_of_another_shape_fails_before_training(tmp_p
     assert record["status"] == "failed" and "CheckpointMismatchError" in record["error"]
     assert str(ckpt) in record["error"]
     assert record["train_steps"] == 0 and not (run_dir / "checkpoints").exists()
+
+
+class _NotAllowed:
+    """A class outside torch's weights-only allow-list."""
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (bytes(range(256)) * 20, "(UnpicklingError)"),  # random bytes
+        (b"hello world\n" * 50, "(KeyError: 101)"),  # a text file
+        (b"", "(EOFError)"),  # an empty file
+        (pickle.dumps({"state_dict": {}}, protocol=4), "(UnpicklingError)"),  # a plain pickle
+    ],
+    ids=["random", "text", "empty", "pickle"],
+)
+def test_a_file_that_is_no_checkpoint_is_called_corrupt(tmp_path, content, reason):
+    ckpt = tmp_path / "file.ckpt"
+    ckpt.write_bytes(content)
+    with pytest.raises(CheckpointError) as error:
+        read_state_dict(ckpt)
+    assert str(error.value) == (
+        f"checkpoint {ckpt} is truncated, corrupt or not a checkpoint {reason}: pass a "
+        "checkpoint written by genlab-train, e.g. <run_dir>/checkpoints/last.ckpt"
+    )
+
+
+def test_an_object_outside_the_allow_list_is_named(tmp_path):
+    ckpt = tmp_path / "object.ckpt"
+    torch.save({"state_dict": {}, "extra": _NotAllowed()}, ckpt)
+    with pytest.raises(CheckpointError) as error:
+        read_state_dict(ckpt)
+    assert f"({__name__}._NotAllowed), which genlab does not load" in str(error.value)

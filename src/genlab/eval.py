@@ -24,6 +24,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import OmegaConf, open_dict
 from rich.console import Console
 
+from genlab.errors import run_reporting_user_errors
 from genlab.metrics.evaluate import (
     LoadedSplits,
     dataset_key,
@@ -35,6 +36,7 @@ from genlab.train import CONFIG_DIR
 from genlab.utils.images import make_grid, save_png
 from genlab.utils.io import atomic_write_json
 from genlab.utils.summary import metrics_table
+from genlab.validation import ConfigError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,7 +56,7 @@ def eval_config(run_dir: Path, overrides: list[str]):
     other = [o for o in overrides if o not in eval_overrides]
     for override in other:
         if "=" not in override or "." not in override.partition("=")[0]:
-            raise ValueError(
+            raise ConfigError(
                 f"override {override!r}: genlab-eval takes eval settings (eval.KEY=VALUE, "
                 "eval/extractor=NAME) and KEY.SUB=VALUE changes to the run's saved config; "
                 "other config groups are fixed by the trained run"
@@ -127,7 +129,7 @@ def evaluate_run(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def main() -> None:
-    evaluate_run()
+    run_reporting_user_errors(evaluate_run)
 
 
 if __name__ == "__main__":

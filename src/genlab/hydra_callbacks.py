@@ -19,11 +19,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from genlab.errors import UserError, error_text
+
 # what a genlab-train run leaves in its directory
 RUN_FILES = (".hydra", "metrics.json", "checkpoints", "multirun.yaml")
 
 
-class RunDirectoryExistsError(FileExistsError):
+class RunDirectoryExistsError(UserError, FileExistsError):
     """The output directory of a new run already holds a previous run."""
 
 
@@ -81,7 +83,7 @@ def _stop_if_taken(config: DictConfig, key: str) -> None:
     try:
         refuse_existing_run(directory, key)
     except RunDirectoryExistsError as error:
-        raise SystemExit(f"Error: {error}") from error
+        raise SystemExit(error_text(error)) from error
 
 
 class NewRunDirectory(Callback):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,15 +16,24 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 
 import genlab.config  # noqa: F401  (registers resolvers)
-from genlab.validation import LIGHTNING_CKPT_NAMES
+from genlab.errors import UserError
+from genlab.validation import LIGHTNING_CKPT_NAMES, ConfigError, unimportable_targets
+
+# how torch's weights-only unpickler names what it refuses: "Unsupported global: GLOBAL a.B"
+# (a class off its allow-list), "unsupported GLOBAL posix.system whose module posix is blocked"
+_REFUSED_GLOBAL = re.compile(r"unsupported (?:global: )?GLOBAL ([\w.]+)", re.IGNORECASE)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file cannot be read as a genlab (Lightning) checkpoint."""
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint's weights do not fit the model built from a config."""
+
+
+class RunNotFoundError(UserError, FileNotFoundError):
+    """A run directory, its saved config or its checkpoint does not exist."""
 
 
 def load_run_config(run_dir: str | Path) -> DictConfig:
@@ -30,9 +41,10 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     run_dir = Path(run_dir)
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: RUN_DIR must be a genlab-train run directory "
-            "(outputs/runs/<date>/<time>_<name> or a multirun job folder)"
+        what = "it holds no .hydra/config.yaml" if run_dir.is_dir() else "no such directory"
+        raise RunNotFoundError(
+            f"{run_dir} is not a genlab-train run directory ({what}): pass the directory of a "
+            "run (outputs/runs/<date>/<time>_<name>, or a multirun job folder)"
         )
     cfg = OmegaConf.load(path)
     with open_dict(cfg):
@@ -53,37 +65,48 @@ def checkpoint_path(run_dir: str | Path, ckpt: str | Path | None = None) -> Path
     if path.is_file():
         return path
     if name == "best":
-        raise FileNotFoundError(
+        raise RunNotFoundError(
             f"checkpoint {path} not found: the run kept no best model, as it did not evaluate "
             "sample quality during training (callbacks.sample_quality.every_n_epochs or "
             "every_n_steps > 0); use --ckpt last or a checkpoint path"
         )
-    raise FileNotFoundError(f"checkpoint {path} not found; pass another with --ckpt")
+    raise RunNotFoundError(f"checkpoint {path} not found; pass another with --ckpt")
 
 
 def read_state_dict(ckpt: str | Path, device: str = "cpu") -> dict[str, Tensor]:
     """The ``state_dict`` of a Lightning checkpoint, loaded with weights_only=True (tensors and
     plain data only: no code from the pickle runs)."""
     try:
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as error:  # torch's weights-only unpickler refused an object
-        lines = [line for line in str(error).splitlines() if "GLOBAL" in line]
+        with warnings.catch_warnings():  # a foreign pickle's protocol is reported as corrupt below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(ckpt, map_location=device, weights_only=True)
+    except Exception as error:  # whatever the bytes of a bad file make torch.load raise
+        refused = _REFUSED_GLOBAL.search(str(error))
+        if isinstance(error, pickle.UnpicklingError) and refused:  # a class outside the allow-list
+            raise CheckpointError(
+                f"checkpoint {ckpt} holds objects other than tensors and plain data "
+                f"({refused.group(1)}), which genlab does not load (unpickling them could run "
+                "code): pass a checkpoint written by genlab-train"
+            ) from error
         raise CheckpointError(
-            f"checkpoint {ckpt} holds objects other than tensors and plain data, which genlab "
-            f"does not load (unpickling them could run code): {' '.join(lines) or error}"
-        ) from error
-    except (OSError, EOFError, RuntimeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(
-            f"checkpoint {ckpt} cannot be read ({type(error).__name__}: {reason}): it is "
-            "truncated, corrupt or not a checkpoint written by genlab-train"
+            f"checkpoint {ckpt} is truncated, corrupt or not a checkpoint ({_reason(error)}): "
+            "pass a checkpoint written by genlab-train, e.g. <run_dir>/checkpoints/last.ckpt"
         ) from error
     if not isinstance(state, Mapping) or not isinstance(state.get("state_dict"), Mapping):
         raise CheckpointError(
             f"checkpoint {ckpt} has no 'state_dict': it is not a checkpoint written by "
-            "genlab-train (Lightning)"
+            "genlab-train (Lightning); pass one, e.g. <run_dir>/checkpoints/last.ckpt"
         )
     return dict(state["state_dict"])
+
+
+def _reason(error: BaseException) -> str:
+    """Why torch.load failed, in a few words: the error's type and the first line of a short
+    message (torch's unpickler messages run over many lines of advice that does not apply)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if isinstance(error, pickle.UnpicklingError) or not lines or len(lines[0]) > 100:
+        return type(error).__name__
+    return f"{type(error).__name__}: {lines[0]}"
 
 
 def _listed(keys: list[str], limit: int = 5) -> str:
@@ -140,9 +163,16 @@ def check_resume_checkpoint(cfg: DictConfig, model: nn.Module) -> None:
 def load_model(cfg: DictConfig, ckpt: Path, device: str = "cpu") -> LightningModule:
     """Build ``cfg.model`` and load the checkpoint's weights (tensors only: weights_only=True);
     raise CheckpointMismatchError if they do not fit."""
+    config = f"the run config {Path(cfg.paths.output_dir) / '.hydra' / 'config.yaml'}"
+    problems = unimportable_targets(cfg.model, "model")
+    if problems:
+        raise ConfigError(
+            f"{config} names code that cannot be imported here: {'; '.join(problems)}. The "
+            "model is rebuilt from the run's saved config: make its module importable (install "
+            "it, or add its folder to PYTHONPATH)"
+        )
     model = instantiate(cfg.model)
     state_dict = read_state_dict(ckpt, device)
-    config = f"the run config {Path(cfg.paths.output_dir) / '.hydra' / 'config.yaml'}"
     check_state_dict(model, state_dict, ckpt, config)
     model.load_state_dict(state_dict)
     return model.to(device).eval()

@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 
+from genlab.errors import run_reporting_user_errors
 from genlab.metrics.evaluate import generate
 from genlab.runs import checkpoint_path, load_model, load_run_config
 from genlab.utils.io import atomic_write_bytes
@@ -55,7 +56,7 @@ def sample_run(argv: list[str] | None = None) -> Path:
 
 
 def main() -> None:
-    sample_run()
+    run_reporting_user_errors(sample_run)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from genlab.callbacks import DivergenceError, PeriodicCheckpoint, SampleQuality, Throughput
 from genlab.callbacks.resume import resolve_ckpt_path, saved_wandb_run_id
 from genlab.config import CONFIG_DIR  # importing genlab.config registers the resolvers
+from genlab.errors import user_errors_for_hydra
 from genlab.modules.counters import counter_values
 from genlab.runs import check_resume_checkpoint
+from genlab.threads import configure_threads
 from genlab.utils.io import atomic_write_json
 from genlab.utils.summary import print_run_summary
-from genlab.validation import validate_config
+from genlab.validation import ConfigError, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             with open_dict(cfg):
                 cfg.ckpt_path = resolve_ckpt_path(cfg.ckpt_path)
         validate_config(cfg)  # bad values fail here, before anything is built
+        record["threads"] = configure_threads(cfg.get("threads", "auto"), cfg.trainer)
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         datamodule.prepare_data()  # missing data fails here, before any model is built
@@ -144,17 +147,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns ``optimized_metric`` for sweepers."""
-    record = train(cfg)
-    metric = cfg.get("optimized_metric")
-    if metric and metric not in record and record["status"] == "diverged":
-        return float("nan")  # the sweeper records a failed trial and goes on
-    if metric and metric not in record:
-        raise KeyError(
-            f"optimized_metric={metric!r} was not logged; logged metrics: "
-            f"{sorted(k for k in record if '/' in k)}"
-        )
-    return record[metric] if metric else None
+    """Hydra entry point; returns ``optimized_metric`` for sweepers. A user error (bad config,
+    missing data, bad checkpoint) is printed as one message, without a traceback."""
+    with user_errors_for_hydra():
+        record = train(cfg)
+        metric = cfg.get("optimized_metric")
+        if metric and metric not in record and record["status"] == "diverged":
+            return float("nan")  # the sweeper records a failed trial and goes on
+        if metric and metric not in record:
+            raise ConfigError(
+                f"optimized_metric={metric!r} was not logged; logged metrics: "
+                f"{sorted(k for k in record if '/' in k)}: pick one of them, or "
+                "optimized_metric=null"
+            )
+        return record[metric] if metric else None
 
 
 if __name__ == "__main__":

@@ -40,12 +40,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from genlab.config import CONFIG_DIR
+from genlab.errors import UserError
 
 # ckpt_path values that Lightning resolves itself (checkpoints it finds in the run directory)
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value genlab cannot use; the message names the key, the value and what is
     allowed."""
 
@@ -319,6 +320,21 @@ def _locate(target: str) -> Any:
     raise ImportError(f"no module in {target!r}")
 
 
+def unimportable_targets(node: DictConfig, path: str) -> list[str]:
+    """``<key>._target_='<name>' cannot be imported (<why>)`` for every ``_target_`` at or below
+    ``node`` (whose dotted path is ``path``) that cannot be imported."""
+    problems = []
+    for key, child in _walk(node, path):
+        target = _target(child)
+        if target is None:
+            continue
+        try:
+            _locate(target)
+        except (ImportError, AttributeError) as error:
+            problems.append(f"{key}._target_={_show(target)} cannot be imported ({error})")
+    return problems
+
+
 def _target_errors(cfg: DictConfig) -> list[str]:
     """Unknown ``_target_`` s, and nets (or sources) that cannot take data.channels x
     data.image_size."""
@@ -452,6 +468,14 @@ def _optimized_metric_errors(cfg: DictConfig) -> list[str]:
     return []
 
 
+THREADS = Allowed(lambda v: v == "auto" or integer(1).check(v), "auto or an integer >= 1")
+
+
+def _threads_errors(cfg: DictConfig) -> list[str]:
+    threads = cfg.get("threads", "auto")
+    return [] if THREADS.check(threads) else [invalid("threads", threads, THREADS.text)]
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every bad value of ``cfg`` (nothing is instantiated)."""
     errors = _dangling_reference_errors(cfg)
@@ -465,6 +489,7 @@ def validate_config(cfg: DictConfig) -> None:
         *_conditional_errors(cfg),
         *_checkpoint_errors(cfg),
         *_optimized_metric_errors(cfg),
+        *_threads_errors(cfg),
     ]
     if errors:
         raise ConfigError(_message(errors))

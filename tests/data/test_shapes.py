@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from genlab.data.shapes import FACTOR_NAMES, MAX_RADIUS, Shapes, render
+from genlab.data.shapes import FACTOR_NAMES, MAX_RADIUS, Shapes, max_radius_limit, render
 
 
 def _factors(rows: list[tuple[float, float, float, float, float]]) -> torch.Tensor:
@@ -108,3 +108,26 @@ def test_bad_arguments():
         Shapes(num_test=0)
     with pytest.raises(ValueError, match="unknown split 'val'"):
         Shapes(num_train=5, num_test=5).load("val")
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_larger_shapes_stay_inside_the_frame_and_scale_their_area(size):
+    limit = max_radius_limit(size)
+    corners = itertools.product(
+        range(3), [1.0], torch.linspace(0, 6.2, 32).tolist(), [0, 1], [0, 1]
+    )
+    extreme = render(_factors(list(corners)), size, max_radius=limit)
+    border = torch.cat(
+        [extreme[..., 0, :], extreme[..., -1, :], extreme[..., :, 0], extreme[..., :, -1]], -1
+    )
+    assert border.max() == 0
+    centred = _factors([(s, 1.0, 0.3, 0.5, 0.5) for s in range(3)])
+    small, large = render(centred, 64, 0.35), render(centred, 64, 0.7)
+    ratio = large.flatten(1).float().sum(1) / small.flatten(1).float().sum(1)  # (3,)
+    assert ratio.tolist() == pytest.approx([4.0] * 3, rel=0.03)  # area ~ radius^2
+
+
+@pytest.mark.parametrize("max_radius", [0.0, -0.1, 0.95])
+def test_a_radius_that_does_not_fit_is_refused(max_radius):
+    with pytest.raises(ValueError, match=r"data\.source\.max_radius=.* must be in \(0, 0\.90625\]"):
+        Shapes(image_size=32, max_radius=max_radius)

@@ -26,6 +26,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genlab.data.arrays import derive_seed
+from genlab.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def resolve_ckpt_path(ckpt: str | None) -> str | None:
     if path.is_dir():
         last = path / "checkpoints" / "last.ckpt"
         if not last.is_file():
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"ckpt_path={ckpt} is a directory without checkpoints/last.ckpt: pass a genlab "
                 "run directory that has saved a checkpoint, or a .ckpt file"
             )

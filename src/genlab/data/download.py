@@ -13,12 +13,13 @@ from pathlib import Path
 
 from rich.progress import wrap_file
 
+from genlab.errors import UserError
 from genlab.utils.io import atomic_open
 
 _CHUNK = 1 << 20
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(UserError, FileNotFoundError):
     """Expected data files are missing (and downloading was not asked for)."""
 
 
@@ -26,7 +27,7 @@ class ChecksumError(RuntimeError):
     """A downloaded file does not have the expected md5."""
 
 
-class CorruptFileError(ValueError):
+class CorruptFileError(UserError, ValueError):
     """A data file is present but truncated or not in the expected format."""
 
     def __init__(self, path: Path, reason: str):

@@ -3,7 +3,7 @@
 Every image is drawn from five independent latent factors (``FACTOR_NAMES``):
 
 - shape: 0 square, 1 ellipse, 2 triangle (also the label);
-- scale in [0.5, 1]: circumradius as a fraction of ``MAX_RADIUS``;
+- scale in [0.5, 1]: circumradius as a fraction of ``max_radius`` (default ``MAX_RADIUS``);
 - rotation in [0, 2 pi) radians, counter-clockwise on screen;
 - pos_x, pos_y in [0, 1]: centre from left to right / top to bottom, over the range in which
   the largest shape stays inside the frame with a black border of at least one pixel.
@@ -42,13 +42,19 @@ def sample_factors(n: int, generator: torch.Generator) -> Tensor:
     return torch.stack([shape, scale, rotation, u[:, 2], u[:, 3]], dim=1)
 
 
-def render(factors: Tensor, image_size: int) -> Tensor:
-    """Rasterise float32 (N, 5) factors into uint8 (N, 1, S, S) images, S = image_size."""
+def max_radius_limit(image_size: int) -> float:
+    """The largest ``max_radius`` whose shapes keep a MARGIN_PX border at ``image_size``."""
+    return 1.0 - MARGIN_PX * 2.0 / image_size
+
+
+def render(factors: Tensor, image_size: int, max_radius: float = MAX_RADIUS) -> Tensor:
+    """Rasterise float32 (N, 5) factors into uint8 (N, 1, S, S) images, S = image_size; the
+    largest shape's circumradius is ``max_radius`` half frame widths."""
     n, s = factors.shape[0], image_size
     images = torch.empty(n, 1, s, s, dtype=torch.uint8)
     px = 2.0 / s  # one pixel in half frame widths
     grid = (torch.arange(s, dtype=torch.float32) + 0.5) * px - 1.0  # (S,) pixel centres
-    reach = 1.0 - MAX_RADIUS - MARGIN_PX * px  # how far a centre may move from the middle
+    reach = 1.0 - max_radius - MARGIN_PX * px  # how far a centre may move from the middle
     chunk = max(1, _CHUNK_PIXELS // (s * s))
     for shape_id in range(len(SHAPE_NAMES)):
         index = torch.nonzero(factors[:, 0] == shape_id).squeeze(1)
@@ -60,7 +66,7 @@ def render(factors: Tensor, image_size: int) -> Tensor:
             # shape frame; y points down, so this turns the shape counter-clockwise on screen
             u = cos * dx - sin * dy  # (B, S, S)
             v = sin * dx + cos * dy  # (B, S, S)
-            dist = _DISTANCES[shape_id](u, v, MAX_RADIUS * scale)  # (B, S, S)
+            dist = _DISTANCES[shape_id](u, v, max_radius * scale)  # (B, S, S)
             coverage = (0.5 - dist / px).clamp_(0.0, 1.0)
             images[part, 0] = coverage.mul_(255).round_().to(torch.uint8)
     return images
@@ -93,12 +99,19 @@ _DISTANCES = (_square, _ellipse, _triangle)
 class Shapes:
     """Procedural shapes made by genlab: 1 channel, labels 0/1/2 (square, ellipse, triangle),
     latent factors FACTOR_NAMES. Deterministic from ``seed``; train and test use different
-    streams of it."""
+    streams of it. ``max_radius``: the largest shape's circumradius in half frame widths (the
+    larger, the less room the shapes have to move)."""
 
     name = "shapes"
+    class_names = SHAPE_NAMES
 
     def __init__(
-        self, num_train: int = 50000, num_test: int = 10000, image_size: int = 32, seed: int = 0
+        self,
+        num_train: int = 50000,
+        num_test: int = 10000,
+        image_size: int = 32,
+        seed: int = 0,
+        max_radius: float = MAX_RADIUS,
     ):
         if image_size not in IMAGE_SIZES:
             raise ValueError(
@@ -108,6 +121,13 @@ class Shapes:
         for key, value in (("num_train", num_train), ("num_test", num_test)):
             if value < 1:
                 raise ValueError(f"data.source.{key}={value} must be >= 1")
+        limit = max_radius_limit(image_size)
+        if not 0 < max_radius <= limit:
+            raise ValueError(
+                f"data.source.max_radius={max_radius} must be in (0, {limit:g}] at image_size="
+                f"{image_size} (the largest shape must fit in the frame)"
+            )
+        self.max_radius = max_radius
         self.sizes = {"train": num_train, "test": num_test}
         self.image_size = image_size
         self.seed = seed
@@ -121,5 +141,8 @@ class Shapes:
         generator = torch.Generator().manual_seed(derive_seed(self.seed, f"shapes/{split}"))
         factors = sample_factors(self.sizes[split], generator)
         return ImageArrays(
-            render(factors, self.image_size), factors[:, 0].long(), factors, FACTOR_NAMES
+            render(factors, self.image_size, self.max_radius),
+            factors[:, 0].long(),
+            factors,
+            FACTOR_NAMES,
         )

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from genlab.data.arrays import ImageArrays, derive_seed
+from genlab.errors import UsageError
 from genlab.metrics.extractors import FeatureExtractor
 from genlab.metrics.nearest import memorization_grid, memorization_summary, nearest_neighbours
 from genlab.metrics.quality import QualitySettings, sample_quality
@@ -120,7 +121,7 @@ def generate(
     num_classes = getattr(model, "num_classes", 0)
     if label is not None and not 0 <= label < num_classes:
         kind = f"classes are 0..{num_classes - 1}" if num_classes else "the model is unconditional"
-        raise ValueError(f"label={label} is not a class of this model: {kind}")
+        raise UsageError(f"label={label} is not a class of this model: {kind}")
     images, labels = [], []
     for positions in torch.arange(num_samples).split(batch_size):
         x, y = _draw(model, positions, label)

@@ -17,6 +17,7 @@ from genlab.nets.pixelcnn_sampling import cached_sample
 from genlab.objectives.autoregressive import bits_per_dim
 from genlab.utils.images import Grid
 from genlab.utils.precision import full_precision
+from genlab.validation import ConfigError
 
 COUNTERS = ("train_steps", "images_seen")
 
@@ -106,12 +107,12 @@ class PixelCNN(LightningModule):
             return
         name = type(self.output).__name__
         if self.output.binary:
-            raise ValueError(
+            raise ConfigError(
                 f"model.output={name} is a distribution of binary pixels, but data.binarize="
                 "false: set data.binarize=true, or use model.output._target_="
                 "genlab.objectives.autoregressive.Categorical256 for 8-bit values"
             )
-        raise ValueError(
+        raise ConfigError(
             f"model.output={name} is a distribution of 8-bit pixel values, but data.binarize=true:"
             " set data.binarize=false, or use model.output._target_="
             "genlab.objectives.autoregressive.Bernoulli for binarized data"

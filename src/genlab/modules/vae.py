@@ -23,6 +23,7 @@ from genlab.objectives.elbo import (
 )
 from genlab.utils.images import Grid
 from genlab.utils.precision import full_precision
+from genlab.validation import ConfigError
 
 COUNTERS = ("train_steps", "images_seen")
 SAMPLE_MODES = ("auto", "mean", "draw")
@@ -166,7 +167,7 @@ class VAE(LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         binary_only = getattr(self.likelihood, "requires_binary_data", False)
         if binary_only and datamodule is not None and not datamodule.binarize:
-            raise ValueError(
+            raise ConfigError(
                 f"model.likelihood={type(self.likelihood).__name__} is a likelihood of binary "
                 "pixels, but data.binarize=false: set data.binarize=true, or use "
                 "model.likelihood._target_=genlab.objectives.likelihoods.ContinuousBernoulli "
