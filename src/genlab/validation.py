@@ -163,6 +163,7 @@ RULES: tuple[Rule, ...] = (
     Rule("data", "eval_batch_size", optional(integer(1))),
     Rule("data", "channels", one_of(1, 3)),
     Rule("data", "image_size", integer(8)),
+    Rule("data", "load_size", integer(8)),
     Rule("data", "num_classes", integer(0)),
     Rule("data", "val_size", integer(0)),
     Rule("data", "num_workers", integer(0)),

@@ -4,11 +4,13 @@ import io
 import socket
 import tarfile
 import threading
+import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from PIL import Image
 
-from genlab.data import cifar10
+from genlab.data import cifar10, unpaired_sources
 from genlab.data.cifar10 import CIFAR10
 from genlab.data.download import (
     ChecksumError,
@@ -17,9 +19,11 @@ from genlab.data.download import (
     download_file,
     ensure_files,
     extract_tar,
+    extract_zip,
     md5sum,
 )
 from genlab.data.idx import MNIST, FashionMNIST
+from genlab.data.unpaired_sources import UnpairedFolder
 
 PAYLOAD = bytes(range(256)) * 1000
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -165,3 +169,79 @@ def test_extract_rejects_links(tmp_path):
     (tmp_path / "links.tar.gz").write_bytes(buffer.getvalue())
     with pytest.raises(CorruptFileError, match="unsafe member 'link'"):
         extract_tar(tmp_path / "links.tar.gz", tmp_path / "out")
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _png(value: int, size: int = 6, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (size, size), (value,) * len(mode)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_sha256_checksums_are_accepted_and_checked(server, tmp_path):
+    served, base = server
+    (served / "file.bin").write_bytes(PAYLOAD)
+    sha = hashlib.sha256(PAYLOAD).hexdigest()
+    assert download_file([base + "file.bin"], tmp_path / "a.bin", sha).read_bytes() == PAYLOAD
+    with pytest.raises(ChecksumError, match=f"expected sha256 {'0' * 64}, got {sha}"):
+        download_file([base + "file.bin"], tmp_path / "b.bin", "0" * 64)
+    assert not (tmp_path / "b.bin").exists()
+    with pytest.raises(ValueError, match="neither an md5"):
+        download_file([base + "file.bin"], tmp_path / "c.bin", "abc")
+
+
+def test_cyclegan_folder_downloads_the_official_zip(server, tmp_path, dead_url, monkeypatch):
+    served, base = server
+    members = {
+        f"horse2zebra/{split}{domain}/{i}.png": _png(40 * i)
+        for split in ("train", "test")
+        for domain in "AB"
+        for i in range(1, 3)
+    }
+    archive = _zip(members)
+    (served / "horse2zebra.zip").write_bytes(archive)
+    monkeypatch.setattr(unpaired_sources, "MIRRORS", (dead_url.rsplit("/", 1)[0] + "/", base))
+    monkeypatch.setitem(
+        unpaired_sources.ARCHIVES, "horse2zebra", hashlib.sha256(archive).hexdigest()
+    )
+    source = UnpairedFolder(str(tmp_path / "root"), "horse2zebra", 6, 4, download=True)
+    source.prepare()
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["horse2zebra"]  # no zip
+    assert source.load_domain("train", "B").shape == (2, 3, 6, 6)
+    assert source.load("test").labels.tolist() == [0, 0, 1, 1]
+
+
+def test_cyclegan_download_with_a_wrong_checksum_leaves_nothing(server, tmp_path, monkeypatch):
+    served, base = server
+    (served / "horse2zebra.zip").write_bytes(_zip({"horse2zebra/trainA/1.png": _png(1)}))
+    monkeypatch.setattr(unpaired_sources, "MIRRORS", (base,))
+    source = UnpairedFolder(str(tmp_path / "root"), "horse2zebra", 6, 4, download=True)
+    with pytest.raises(ChecksumError, match=r"horse2zebra\.zip"):
+        source.prepare()
+    assert not (tmp_path / "root").exists() or not any((tmp_path / "root").iterdir())
+
+
+def test_unknown_cyclegan_sets_cannot_be_downloaded(tmp_path):
+    with pytest.raises(ValueError, match="known: apple2orange"):
+        UnpairedFolder(str(tmp_path), "cats2dogs", 6, 4, download=True)
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "/abs/escape.txt", "a/../../escape.txt"])
+def test_zip_extraction_rejects_escaping_members(tmp_path, name):
+    (tmp_path / "evil.zip").write_bytes(_zip({"ok.txt": b"fine", name: b"evil"}))
+    with pytest.raises(CorruptFileError, match="unsafe member"):
+        extract_zip(tmp_path / "evil.zip", tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out" / "ok.txt").exists()
+
+
+def test_a_broken_zip_is_reported_as_corrupt(tmp_path):
+    (tmp_path / "broken.zip").write_bytes(_zip({"a.txt": b"x" * 100})[:-30])
+    with pytest.raises(CorruptFileError, match="not a readable zip"):
+        extract_zip(tmp_path / "broken.zip", tmp_path / "out")

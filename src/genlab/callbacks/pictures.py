@@ -23,7 +23,7 @@ class ImageGrids(Callback):
     """Every ``every_n_epochs`` training epochs and at the end of training, asks the module for
     ``pictures(batch) -> {name: Grid}`` and writes ``<dirpath>/<name>_epoch<E>.png``; the final
     grids are ``<dirpath>/<name>.png``. ``batch`` is the first ``num_reconstructions`` images of
-    the validation split (the test split when there is no validation split)."""
+    the validation split (the test split when there is none or it is empty)."""
 
     def __init__(
         self, dirpath: str, every_n_epochs: int = 1, num_reconstructions: int = 8, scale: int = 2
@@ -40,7 +40,7 @@ class ImageGrids(Callback):
         if not trainer.is_global_zero:
             return
         datamodule = trainer.datamodule
-        split = "val" if len(datamodule.val_set) > 0 else "test"
+        split = "val" if len(getattr(datamodule, "val_set", ())) > 0 else "test"
         batch = datamodule.sample_batch(split, self.num_reconstructions)
         was_training = module.training
         module.eval()

@@ -8,8 +8,10 @@ import http.client
 import shutil
 import tarfile
 import urllib.request
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.progress import wrap_file
 
@@ -24,7 +26,7 @@ class DataNotFoundError(UserError, FileNotFoundError):
 
 
 class ChecksumError(RuntimeError):
-    """A downloaded file does not have the expected md5."""
+    """A downloaded file does not have the expected checksum (md5 or sha256)."""
 
 
 class CorruptFileError(UserError, ValueError):
@@ -61,19 +63,30 @@ def require_files(dataset_name: str, paths: Sequence[Path]) -> None:
     )
 
 
-def download_file(urls: Sequence[str], dest: Path, md5: str, timeout: float = 60) -> Path:
-    """Download the first of ``urls`` that answers with content of the given md5 to ``dest``.
+def checksum_digest(checksum: str) -> Any:
+    """A fresh hashlib object for a hex ``checksum``: md5 (32 digits) or sha256 (64)."""
+    if len(checksum) == 64:
+        return hashlib.sha256()
+    if len(checksum) == 32:
+        return hashlib.md5(usedforsecurity=False)
+    raise ValueError(f"checksum {checksum!r} is neither an md5 (32 hex digits) nor a sha256 (64)")
 
-    Streams into a temp file beside ``dest`` and renames it into place only once the md5
+
+def download_file(urls: Sequence[str], dest: Path, checksum: str, timeout: float = 60) -> Path:
+    """Download the first of ``urls`` that answers with content of the given checksum (hex
+    md5 or sha256) to ``dest``.
+
+    Streams into a temp file beside ``dest`` and renames it into place only once the checksum
     matches, so ``dest`` is never partial. Raises ChecksumError if a mirror served wrong
     content and none served the right one, ConnectionError if no mirror could be reached.
     """
     dest = Path(dest)
+    checksum_digest(checksum)  # a malformed checksum is a bug here, not a mirror's fault
     failures: list[str] = []
     checksum_failed = False
     for url in urls:
         try:
-            _fetch(url, dest, md5, timeout)
+            _fetch(url, dest, checksum, timeout)
             return dest
         except ChecksumError as err:
             checksum_failed = True
@@ -82,13 +95,13 @@ def download_file(urls: Sequence[str], dest: Path, md5: str, timeout: float = 60
             failures.append(f"{url}: {err}")
     summary = "\n  ".join(failures)
     if checksum_failed:
-        raise ChecksumError(f"no mirror served {dest.name} with md5 {md5}:\n  {summary}")
+        raise ChecksumError(f"no mirror served {dest.name} with checksum {checksum}:\n  {summary}")
     raise ConnectionError(f"could not download {dest.name} from any mirror:\n  {summary}")
 
 
-def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
+def _fetch(url: str, dest: Path, checksum: str, timeout: float) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "genlab"})
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = checksum_digest(checksum)
     with urllib.request.urlopen(request, timeout=timeout) as response, atomic_open(dest) as out:
         total = response.length
         progress = (
@@ -100,9 +113,11 @@ def _fetch(url: str, dest: Path, md5: str, timeout: float) -> None:
             while chunk := source.read(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
-        if digest.hexdigest() != md5:
+        if digest.hexdigest() != checksum:
             # raising inside atomic_open deletes the temp file; dest stays as it was
-            raise ChecksumError(f"{url}: expected md5 {md5}, got {digest.hexdigest()}")
+            raise ChecksumError(
+                f"{url}: expected {digest.name} {checksum}, got {digest.hexdigest()}"
+            )
 
 
 def ensure_files(
@@ -141,3 +156,27 @@ def extract_tar(archive: Path, directory: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             with tar.extractfile(member) as src, atomic_open(target) as dst:
                 shutil.copyfileobj(src, dst, _CHUNK)
+
+
+def extract_zip(archive: Path, directory: Path) -> None:
+    """Extract the files and folders of a zip archive into ``directory``; refuse members that
+    would land outside it (absolute paths, ``..``) and raise CorruptFileError for a broken zip."""
+    root = Path(directory).resolve()
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.infolist()
+            for member in members:
+                if not (root / member.filename).resolve().is_relative_to(root):
+                    raise CorruptFileError(
+                        Path(archive), f"unsafe member {member.filename!r} (outside {root})"
+                    )
+            for member in members:
+                target = root / member.filename
+                if member.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, atomic_open(target) as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+    except (zipfile.BadZipFile, EOFError) as err:
+        raise CorruptFileError(Path(archive), f"not a readable zip file ({err})") from err

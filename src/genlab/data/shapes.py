@@ -47,9 +47,16 @@ def max_radius_limit(image_size: int) -> float:
     return 1.0 - MARGIN_PX * 2.0 / image_size
 
 
-def render(factors: Tensor, image_size: int, max_radius: float = MAX_RADIUS) -> Tensor:
+def render(
+    factors: Tensor,
+    image_size: int,
+    max_radius: float = MAX_RADIUS,
+    outline_px: float | None = None,
+) -> Tensor:
     """Rasterise float32 (N, 5) factors into uint8 (N, 1, S, S) images, S = image_size; the
-    largest shape's circumradius is ``max_radius`` half frame widths."""
+    largest shape's circumradius is ``max_radius`` half frame widths. Filled shapes, or with
+    ``outline_px`` only a line of that width (in pixels) centred on the outline (coverage
+    clamp(outline_px / 2 + 0.5 - |distance| in pixels, 0, 1))."""
     n, s = factors.shape[0], image_size
     images = torch.empty(n, 1, s, s, dtype=torch.uint8)
     px = 2.0 / s  # one pixel in half frame widths
@@ -67,7 +74,10 @@ def render(factors: Tensor, image_size: int, max_radius: float = MAX_RADIUS) -> 
             u = cos * dx - sin * dy  # (B, S, S)
             v = sin * dx + cos * dy  # (B, S, S)
             dist = _DISTANCES[shape_id](u, v, max_radius * scale)  # (B, S, S)
-            coverage = (0.5 - dist / px).clamp_(0.0, 1.0)
+            if outline_px is None:
+                coverage = (0.5 - dist / px).clamp_(0.0, 1.0)
+            else:
+                coverage = (outline_px / 2 + 0.5 - dist.abs() / px).clamp_(0.0, 1.0)
             images[part, 0] = coverage.mul_(255).round_().to(torch.uint8)
     return images
 

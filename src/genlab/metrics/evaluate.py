@@ -37,10 +37,10 @@ def dataset_key(data_cfg: DictConfig) -> str:
     """Names a data set for caches: source name, image shape and a hash of the source config
     (so, e.g., shapes with another seed or size get their own evaluator and reference). The
     ``root`` counts only for sources whose content depends on it (not the official, checksummed
-    data sets); ``download`` never does."""
+    data sets); ``download`` and ``cache_dir`` (where decoded images are kept) never do."""
     source = data_cfg.source
     fixed_content = getattr(get_class(source._target_), "fixed_content", False)
-    ignored = {"download", "root"} if fixed_content else {"download"}
+    ignored = {"download", "cache_dir", *(["root"] if fixed_content else [])}
     kept = {k: source[k] for k in sorted(source) if k not in ignored}
     kept = OmegaConf.to_container(OmegaConf.create(kept), resolve=True)
     if "root" in kept:
