@@ -21,7 +21,8 @@ from genlab.metrics.evaluate import (
     evaluate_samples,
     settings_from_config,
 )
-from genlab.metrics.extractors import FeatureExtractor
+from genlab.metrics.extractors import FeatureExtractor, domain_evaluator
+from genlab.metrics.translation import evaluate_translation
 from genlab.modules.counters import counter_values
 from genlab.utils.images import make_grid, save_png
 from genlab.utils.io import atomic_write_bytes
@@ -70,6 +71,7 @@ class SampleQuality(Callback):
         self.settings: EvalSettings = settings_from_config(eval_cfg)
         self.best: dict[str, Any] | None = None  # {"metrics", "at", "ckpt"}, see _keep_if_best
         self._extractor: FeatureExtractor | None = None
+        self._classifier: FeatureExtractor | None = None
         self._splits: LoadedSplits | None = None
         self._last_step = -1
         self._evaluated_at: int | None = None  # trainer.global_step of the last evaluation
@@ -85,23 +87,58 @@ class SampleQuality(Callback):
             self._splits = LoadedSplits(trainer.datamodule.source)
         return self._splits
 
+    def _built(self, trainer: Trainer, factory: Any) -> FeatureExtractor:
+        """``factory(source, dataset_key, num_classes, cache_dir)``; under DDP rank 0 builds
+        (and, if need be, trains and caches) it first, then the other ranks load the cache."""
+        kwargs = {
+            "source": self._source(trainer),
+            "dataset_key": dataset_key(self.data_cfg),
+            "num_classes": self.data_cfg.num_classes,
+            "cache_dir": self.cache_dir,
+        }
+        built = factory(**kwargs) if trainer.is_global_zero else None
+        trainer.strategy.barrier("sample_quality_extractor")
+        return built if built is not None else factory(**kwargs)
+
     def _extractor_for(self, trainer: Trainer) -> FeatureExtractor:
-        """Built once; under DDP rank 0 builds (and, if need be, trains and caches) it first,
-        then the other ranks load it from the cache."""
+        """The feature extractor of ``eval.extractor``, built once."""
         if self._extractor is None:
-            build = instantiate(self.eval_cfg.extractor)
-            kwargs = {
-                "source": self._source(trainer),
-                "dataset_key": dataset_key(self.data_cfg),
-                "num_classes": self.data_cfg.num_classes,
-                "cache_dir": self.cache_dir,
-            }
-            if trainer.is_global_zero:
-                self._extractor = build(**kwargs)
-            trainer.strategy.barrier("sample_quality_extractor")
-            if not trainer.is_global_zero:
-                self._extractor = build(**kwargs)
+            self._extractor = self._built(trainer, instantiate(self.eval_cfg.extractor))
         return self._extractor
+
+    def _classifier_for(self, trainer: Trainer) -> FeatureExtractor:
+        """The data set's domain evaluator (a classifier of its labels; of the domains for
+        unpaired data), built once; with the default extractor it is the same cached net."""
+        if self._classifier is None:
+            self._classifier = self._built(trainer, domain_evaluator)
+        return self._classifier
+
+    def _measure(self, trainer: Trainer, module: LightningModule) -> tuple[dict[str, float], Any]:
+        """The metrics, and the picture of samples beside their nearest training images (None
+        for a translation model, which is scored on the test split of both domains)."""
+        rank, world = trainer.global_rank, trainer.world_size
+        if callable(getattr(module, "translate", None)):
+            metrics = evaluate_translation(
+                module,
+                trainer.datamodule.test_images,
+                self._extractor_for(trainer),
+                self._classifier_for(trainer),
+                self.settings.quality,
+                self.settings.batch_size,
+                rank=rank,
+                world_size=world,
+            )
+            return metrics, None
+        return evaluate_samples(
+            module,
+            trainer.datamodule,
+            dataset_key(self.data_cfg),
+            self._extractor_for(trainer),
+            self.settings,
+            self.cache_dir,
+            rank=rank,
+            world_size=world,
+        )
 
     def evaluate(
         self, trainer: Trainer, module: LightningModule, epochs_done: int | None = None
@@ -110,16 +147,7 @@ class SampleQuality(Callback):
         ``best/at`` (default: ``trainer.current_epoch``)."""
         was_training = module.training
         module.eval()
-        metrics, pairs = evaluate_samples(
-            module,
-            trainer.datamodule,
-            dataset_key(self.data_cfg),
-            self._extractor_for(trainer),
-            self.settings,
-            self.cache_dir,
-            rank=trainer.global_rank,
-            world_size=trainer.world_size,
-        )
+        metrics, pairs = self._measure(trainer, module)
         module.train(was_training)
         self._evaluated_at = trainer.global_step
         step = int(getattr(module, "progress_steps", trainer.global_step))
@@ -128,7 +156,7 @@ class SampleQuality(Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
         values = {k: torch.tensor(v, dtype=torch.float64) for k, v in metrics.items()}
         trainer.callback_metrics.update(values)  # float64: metrics.json keeps every digit
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and pairs is not None:
             path = Path(trainer.default_root_dir) / "samples" / "nearest_neighbours.png"
             grid = make_grid(pairs.images, pairs.nrow)
             save_png(path, grid, scale=2)
