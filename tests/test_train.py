@@ -20,14 +20,21 @@ NEEDS_REAL_DATA = {
     "lucic_fashion_mnist": "fashion_mnist",
     "lucic_cifar10": "cifar10",
     "pixelcnn_mnist": "mnist",
+    "cyclegan_horse2zebra": "horse2zebra",
 }
 # per model class (metrics.json "model"): keys a debug=fast run must log, and a picture it saves
 FAST_RUN_KEYS = {
     "VAE": ("val/neg_elbo", "test/neg_elbo", "test/iwae_nll"),
     "GAN": ("train/d_loss", "train/g_loss"),
     "PixelCNN": ("val/nll", "val/bits_per_dim", "test/nll", "test/bits_per_dim"),
+    "CycleGAN": ("train/d_loss", "train/g_loss", "train/cycle", "train/identity"),
 }
-FAST_RUN_PICTURE = {"VAE": "samples", "GAN": "interpolation", "PixelCNN": "samples"}
+FAST_RUN_PICTURE = {
+    "VAE": "samples",
+    "GAN": "interpolation",
+    "PixelCNN": "samples",
+    "CycleGAN": "translation",
+}
 
 
 def run_fast(tmp_path: Path, *overrides: str) -> dict:

@@ -79,6 +79,7 @@ RULE_CASES = {
     ("data", "eval_batch_size"): ("data.eval_batch_size", 0, "must be null or an integer >= 1"),
     ("data", "channels"): ("data.channels", 2, "must be one of 1, 3"),
     ("data", "image_size"): ("data.image_size", 4, "must be an integer >= 8"),
+    ("data", "load_size"): ("data.load_size", 4, "must be an integer >= 8"),
     ("data", "num_classes"): ("data.num_classes", -1, "must be an integer >= 0"),
     ("data", "val_size"): ("data.val_size", -1, "must be an integer >= 0"),
     ("data", "num_workers"): ("data.num_workers", -2, "must be an integer >= 0"),
@@ -220,6 +221,7 @@ BAD_VALUES = {
     ("data", "eval_batch_size"): _int_below(1, optional=True),
     ("data", "channels"): st.one_of(st.integers().filter(lambda v: v not in (1, 3)), _wrong_type),
     ("data", "image_size"): _int_below(8),
+    ("data", "load_size"): _int_below(8),
     ("data", "num_classes"): _int_below(0),
     ("data", "val_size"): _int_below(0),
     ("data", "num_workers"): _int_below(0),
@@ -342,11 +344,21 @@ GROUPS = [
 
 def _compose_usable(*overrides: str) -> DictConfig:
     """The config of ``overrides``; a GAN model with no objective gets loss=ns, as it must take
-    one from the loss group."""
-    cfg = compose_train_config(list(overrides))
+    one from the loss group; unpaired two-domain data gets model=cyclegan, and model=cyclegan
+    unpaired data, when the override names only one of them."""
+    overrides = list(overrides)
+    names = {o.split("=")[0] for o in overrides}
+    if names & {"data", "model"} == {"data"} and f"{overrides[0]}" in UNPAIRED_DATA:
+        overrides.append("model=cyclegan")
+    if names & {"data", "model"} == {"model"} and "model=cyclegan" in overrides:
+        overrides.append("data=shapes_pair")
+    cfg = compose_train_config(overrides)
     if "objective" in cfg.model and "loss" not in cfg:
         cfg = compose_train_config([*overrides, "loss=ns"])
     return cfg
+
+
+UNPAIRED_DATA = {"data=horse2zebra", "data=shapes_pair"}
 
 
 @pytest.mark.parametrize(
@@ -362,6 +374,9 @@ def test_shipped_models_take_colour_images_unless_they_need_labels(model, data):
     cfg = _compose_usable(f"model={model}", f"data={data}")
     if cfg.model.get("conditional") and cfg.data.num_classes == 0:
         with pytest.raises(ConfigError, match="needs labelled data"):
+            validate_config(cfg)
+    elif model == "cyclegan":  # single-domain data: refused, see the test below
+        with pytest.raises(ConfigError, match="unpaired two-domain"):
             validate_config(cfg)
     else:
         validate_config(cfg)
@@ -469,3 +484,32 @@ def test_a_best_of_run_metric_to_optimize_needs_evaluations_during_training():
         validate_config(compose_train_config(overrides))  # at_end only
     for during in ("every_n_epochs=2", "every_n_steps=50"):
         validate_config(compose_train_config([*overrides, f"callbacks.sample_quality.{during}"]))
+
+
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["experiment=cyclegan_shapes", "data=mnist"],
+            "model._target_=genlab.modules.cyclegan.CycleGAN trains on unpaired two-domain "
+            "(a, b) batches, but data._target_=genlab.data.ImageDataModule (data=mnist) yields "
+            "single-domain "
+            "(x, y) batches: choose data=horse2zebra | shapes_pair for this model, or a model for "
+            "this data",
+        ),
+        (
+            ["data=horse2zebra"],
+            "model._target_=genlab.modules.vae.VAE trains on single-domain (x, y) batches, but "
+            "data._target_=genlab.data.unpaired.UnpairedDataModule (data=horse2zebra) yields "
+            "unpaired two-domain "
+            "(a, b) batches: choose data=cifar10 | fashion_mnist | image_folder | mnist | shapes "
+            "| shapes_small for this model, or a model for this data",
+        ),
+    ],
+)
+def test_a_model_must_take_the_batches_its_data_gives(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(compose_train_config(overrides))
+    assert str(error.value) == message

@@ -374,7 +374,8 @@ def _target_errors(cfg: DictConfig) -> list[str]:
 
 
 def _labelled_data_options() -> list[str]:
-    """The options of the ``data`` config group whose data sets have labels."""
+    """The options of the ``data`` config group whose data sets have class labels (the domain
+    labels of unpaired data are not classes a conditional model could use)."""
     folder = Path(CONFIG_DIR) / "data"
 
     def num_classes(name: str) -> int:
@@ -384,7 +385,10 @@ def _labelled_data_options() -> list[str]:
         parents = [d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
         return num_classes(parents[0]) if parents else 0
 
-    return sorted(p.stem for p in folder.glob("*.yaml") if num_classes(p.stem) > 0)
+    single_domain = set(_data_options_with_layout("images"))
+    return sorted(
+        p.stem for p in folder.glob("*.yaml") if num_classes(p.stem) > 0 and p.stem in single_domain
+    )
 
 
 def _choice(group: str) -> str:
@@ -430,6 +434,55 @@ def _optimizer_argument_errors(cfg: DictConfig) -> list[str]:
                     f"remove it with '~{path}.{key}' on the command line"
                 )
     return errors
+
+
+def _batch_layout(node: Any) -> str | None:
+    """The batch layout a data module yields or a model trains on: ``batch_layout`` of the
+    class its ``_target_`` names (``images``, the default: (x, y); ``unpaired``: (a, b) images
+    of two domains); None when there is no importable target."""
+    target = _target(node) if isinstance(node, DictConfig) else None
+    if not target:
+        return None
+    try:
+        return getattr(_locate(target), "batch_layout", "images")
+    except (ImportError, AttributeError):
+        return None  # reported by _target_errors
+
+
+LAYOUT_WORDS = {"images": "single-domain (x, y)", "unpaired": "unpaired two-domain (a, b)"}
+
+
+def _data_option_target(name: str) -> str | None:
+    """The ``_target_`` of a ``data`` option, following its defaults to the option it extends."""
+    node = OmegaConf.load(Path(CONFIG_DIR) / "data" / f"{name}.yaml")
+    if "_target_" in node:
+        return node._target_
+    parents = [d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    return _data_option_target(parents[0]) if parents else None
+
+
+def _data_options_with_layout(layout: str) -> list[str]:
+    """The options of the ``data`` group whose data module yields ``layout`` batches."""
+    names = sorted(p.stem for p in (Path(CONFIG_DIR) / "data").glob("*.yaml"))
+    return [
+        name
+        for name in names
+        if _batch_layout(DictConfig({"_target_": _data_option_target(name)})) == layout
+    ]
+
+
+def _layout_errors(cfg: DictConfig) -> list[str]:
+    """The model must train on the kind of batches the data module yields."""
+    data_layout, model_layout = _batch_layout(cfg.get("data")), _batch_layout(cfg.get("model"))
+    if data_layout is None or model_layout is None or data_layout == model_layout:
+        return []
+    options = " | ".join(_data_options_with_layout(model_layout))
+    wants, gives = (LAYOUT_WORDS.get(x, x) for x in (model_layout, data_layout))
+    return [
+        f"model._target_={cfg.model._target_} trains on {wants} batches, but "
+        f"data._target_={cfg.data._target_}{_choice('data')} yields {gives} batches: choose "
+        f"data={options} for this model, or a model for this data"
+    ]
 
 
 def _checkpoint_errors(cfg: DictConfig) -> list[str]:
@@ -488,6 +541,7 @@ def validate_config(cfg: DictConfig) -> None:
         *_optimizer_argument_errors(cfg),
         *_target_errors(cfg),
         *_conditional_errors(cfg),
+        *_layout_errors(cfg),
         *_checkpoint_errors(cfg),
         *_optimized_metric_errors(cfg),
         *_threads_errors(cfg),

@@ -172,6 +172,8 @@ class UnpairedDataModule(LightningDataModule):
     reference trains 256 px crops of 286 px images). There is no validation split.
     """
 
+    batch_layout = "unpaired"  # (a, b) batches of two domains, for models that declare it
+
     def __init__(
         self,
         source: UnpairedSource,

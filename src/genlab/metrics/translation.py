@@ -19,12 +19,12 @@ share of the images; the features are gathered and every process computes the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 
 from genlab.metrics.extractors import FeatureExtractor
 from genlab.metrics.quality import QualitySettings, frechet_distance, kernel_distance
@@ -34,7 +34,12 @@ DOMAIN_LABELS = {"A": 0, "B": 1}
 
 
 class Translator(Protocol):
-    """A model that maps images of one domain to the other: (N, C, H, W) in [0, 1] -> same."""
+    """A model that maps images (N, C, H, W) in [0, 1] of one domain to the other, at its
+    ``image_shape`` (C, H, W)."""
+
+    image_shape: tuple[int, int, int]
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
 
     def translate(self, images: Tensor, direction: str) -> Tensor: ...
 

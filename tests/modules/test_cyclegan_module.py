@@ -1,0 +1,181 @@
+"""The CycleGAN module: its losses against a hand computation, the update order, counters and the
+LR rule over epochs, budgets, translation and pictures."""
+
+import copy
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+from lightning import Callback
+from torch import nn
+
+from genlab.modules.cyclegan import CycleGAN
+from tests.helpers import compose_train_config
+
+SMALL = [
+    "experiment=cyclegan_shapes",
+    "data.source.num_train=40",
+    "data.source.num_test=12",
+    "data.batch_size=4",
+    "model.generator.base_channels=4",
+    "model.generator.num_blocks=1",
+    "model.discriminator.base_channels=4",
+]
+
+
+def build(*overrides: str) -> tuple[CycleGAN, L.LightningDataModule]:
+    cfg = compose_train_config([*SMALL, *overrides])
+    torch.manual_seed(0)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return instantiate(cfg.model), datamodule
+
+
+def fit(model, datamodule, steps: int, callbacks=(), max_epochs: int = 1) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        limit_train_batches=steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return trainer
+
+
+class FirstBatch(Callback):
+    """Keeps the first training batch and copies of the four nets as they were before it."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 0:
+            self.batch = [x.clone() for x in batch]
+            names = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
+            self.nets = {n: copy.deepcopy(getattr(pl_module, n)) for n in names}
+
+
+def l1(x, y):
+    return (x - y).abs().mean() * 2  # in the [-1, 1] range of the reference
+
+
+def test_the_first_step_losses_match_a_hand_computation():
+    model, datamodule = build("model.lambda_cyc=7.0", "model.lambda_id=0.3")
+    first = FirstBatch()
+    trainer = fit(model, datamodule, steps=1, callbacks=[first])
+    a, b = first.batch
+    g, f, d_a, d_b = first.nets.values()
+    with torch.no_grad():
+        fake_b, fake_a = g(a), f(b)
+        adversarial = (d_b(fake_b) - 1).pow(2).mean() + (d_a(fake_a) - 1).pow(2).mean()
+        cycle = l1(f(fake_b), a) + l1(g(fake_a), b)
+        identity = l1(f(a), a) + l1(g(b), b)
+        g_loss = adversarial + 7.0 * cycle + 7.0 * 0.3 * identity
+        # the pool is empty at the first step: D sees the new fakes; each D loss is halved
+        d_loss = 0.5 * ((d_a(a) - 1).pow(2).mean() + d_a(fake_a).pow(2).mean()) + 0.5 * (
+            (d_b(b) - 1).pow(2).mean() + d_b(fake_b).pow(2).mean()
+        )
+    logged = trainer.callback_metrics
+    expected = {
+        "train/g_adv": adversarial,
+        "train/cycle": cycle,
+        "train/identity": identity,
+        "train/g_loss": g_loss,
+        "train/d_loss": d_loss,
+    }
+    for key, value in expected.items():
+        torch.testing.assert_close(logged[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+class UpdateOrder(Callback):
+    def __init__(self):
+        self.steps: list[str] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        g_opt, _ = pl_module.optimizers()
+        self.steps.append("G" if optimizer is g_opt.optimizer else "D")
+
+
+def params(*nets: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for net in nets for p in net.parameters()]
+
+
+def test_each_step_updates_the_generators_then_the_discriminators(monkeypatch):
+    model, datamodule = build()
+    order = UpdateOrder()
+    g_step, d_step = model._generator_step, model._discriminator_step
+    gens, discs = (
+        (model.generator_ab, model.generator_ba),
+        (model.discriminator_a, model.discriminator_b),
+    )
+
+    def checked_g_step(*args):
+        before_g, before_d = params(*gens), params(*discs)
+        out = g_step(*args)
+        assert all(torch.equal(x, y) for x, y in zip(before_d, params(*discs), strict=True))
+        assert not all(torch.equal(x, y) for x, y in zip(before_g, params(*gens), strict=True))
+        return out
+
+    def checked_d_step(*args):
+        before_g, before_d = params(*gens), params(*discs)
+        out = d_step(*args)
+        assert all(torch.equal(x, y) for x, y in zip(before_g, params(*gens), strict=True))
+        assert not all(torch.equal(x, y) for x, y in zip(before_d, params(*discs), strict=True))
+        return out
+
+    monkeypatch.setattr(model, "_generator_step", checked_g_step)
+    monkeypatch.setattr(model, "_discriminator_step", checked_d_step)
+    fit(model, datamodule, steps=3, callbacks=[order])
+    assert order.steps == ["G", "D"] * 3
+
+
+class EpochLR(Callback):
+    def __init__(self):
+        self.lrs: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.lrs.append(pl_module.optimizers()[1].param_groups[0]["lr"])  # the D optimizer
+
+
+def test_counters_and_the_lr_rule_over_epochs():
+    model, datamodule = build("model.n_epochs=1", "model.n_epochs_decay=2")
+    lrs = EpochLR()
+    fit(model, datamodule, steps=2, max_epochs=3, callbacks=[lrs])
+    assert lrs.lrs == pytest.approx([2e-4, 2e-4 * 2 / 3, 2e-4 / 3])
+    assert (int(model.g_steps), int(model.d_steps), int(model.images_seen)) == (6, 6, 24)
+    assert int(model.pools["A"].count) == int(model.pools["B"].count) == 24
+    assert model.progress_steps == 6
+
+
+def test_a_budget_longer_than_the_lr_schedule_is_refused_before_training():
+    model, datamodule = build("model.n_epochs=1", "model.n_epochs_decay=1")
+    with pytest.raises(ValueError, match=r"trainer\.max_epochs=3 is more than model\.n_epochs"):
+        fit(model, datamodule, steps=1, max_epochs=3)
+    assert int(model.g_steps) == 0
+
+
+def test_no_identity_term_when_its_weight_is_zero():
+    model, datamodule = build("model.lambda_id=0")
+    trainer = fit(model, datamodule, steps=1)
+    assert float(trainer.callback_metrics["train/identity"]) == 0.0
+
+
+def test_translation_and_the_picture_of_cycles():
+    model, datamodule = build()
+    a, b = datamodule.sample_batch("test", 3)
+    out = model.translate(a, "AtoB")
+    assert out.shape == a.shape and out.min() >= 0 and out.max() <= 1
+    torch.testing.assert_close(out, model.generator_ab(a).clamp(0, 1))
+    torch.testing.assert_close(model.translate(b, "BtoA"), model.generator_ba(b).clamp(0, 1))
+    with pytest.raises(ValueError, match="direction='A2B'"):
+        model.translate(a, "A2B")
+    grid = model.pictures((a, b))["translation"]
+    assert grid.nrow == 3 and grid.images.shape == (18, 1, 32, 32)
+    rows = grid.images.view(6, 3, 1, 32, 32)
+    torch.testing.assert_close(rows[0], a)  # real A, G(A), F(G(A)), real B, F(B), G(F(B))
+    torch.testing.assert_close(rows[2], model.translate(rows[1], "BtoA"))
+    torch.testing.assert_close(rows[3], b)
+    torch.testing.assert_close(rows[5], model.translate(rows[4], "AtoB"))
