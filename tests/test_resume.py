@@ -42,6 +42,21 @@ GAN = [
     "model.ema_decay=0.9",
     "trainer.max_epochs=3",
 ]
+# 6 pairs of batches of 4 per epoch, 3 epochs; pools of 10 fakes start swapping at step 3; the
+# LR decays after epoch 1
+CYCLEGAN = [
+    "experiment=cyclegan_shapes",
+    "data.source.num_train=24",
+    "data.source.num_test=8",
+    "data.batch_size=4",
+    "model.generator.base_channels=4",
+    "model.generator.num_blocks=1",
+    "model.discriminator.base_channels=4",
+    "model.pool_size=10",
+    "model.n_epochs=1",
+    "model.n_epochs_decay=2",
+    "trainer.max_epochs=3",
+]
 VAE = [
     "experiment=quickstart",
     "data.source.num_train=132",
@@ -128,6 +143,17 @@ def test_gan_killed_at_a_random_step_resumes_to_the_same_parameters(tmp_path, lo
     gan = [o for o in GAN if "model=dcgan" not in o and "base_channels" not in o]
     gan = [*gan, "model=gan", "model.latent_dim=16"] if loss == "began" else GAN
     assert kill_and_resume(tmp_path, [*gan, f"loss={loss}"], step) <= TOLERANCE
+
+
+def test_cyclegan_killed_at_a_random_step_resumes_pools_schedule_and_parameters(tmp_path):
+    step = random.Random("cyclegan").randint(2, 16)
+    assert kill_and_resume(tmp_path, CYCLEGAN, step) <= TOLERANCE
+    full, resumed = load(tmp_path / "full"), load(tmp_path / "resumed")
+    assert int(resumed["state_dict"]["pools.A.count"]) == 10  # full, so swaps were resumed too
+    lrs = [
+        [g["lr"] for s in c["optimizer_states"] for g in s["param_groups"]] for c in (full, resumed)
+    ]
+    assert lrs[0] == lrs[1] == pytest.approx([2e-4 / 3] * 2)  # the last epoch's decayed LR
 
 
 def test_vae_killed_at_a_random_step_resumes_to_the_same_parameters(tmp_path):

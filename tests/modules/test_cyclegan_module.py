@@ -136,8 +136,9 @@ class EpochLR(Callback):
     def __init__(self):
         self.lrs: list[float] = []
 
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.lrs.append(pl_module.optimizers()[1].param_groups[0]["lr"])  # the D optimizer
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if batch_idx == 0:  # the LR each epoch trained at (the D optimizer's)
+            self.lrs.append(pl_module.optimizers()[1].param_groups[0]["lr"])
 
 
 def test_counters_and_the_lr_rule_over_epochs():
@@ -155,6 +156,20 @@ def test_a_budget_longer_than_the_lr_schedule_is_refused_before_training():
     with pytest.raises(ValueError, match=r"trainer\.max_epochs=3 is more than model\.n_epochs"):
         fit(model, datamodule, steps=1, max_epochs=3)
     assert int(model.g_steps) == 0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.n_epochs=-1", r"model\.n_epochs=-1 must be >= 0"),
+        ("model.n_epochs_decay=-2", r"model\.n_epochs_decay=-2 must be >= 0"),
+        ("model.lambda_cyc=-1.0", r"model\.lambda_cyc=-1\.0 must be >= 0"),
+        ("model.pool_size=-1", r"model\.pool_size=-1 must be >= 0"),
+    ],
+)
+def test_bad_settings_are_refused_with_their_key(override, message):
+    with pytest.raises(Exception, match=message):
+        build(override)
 
 
 def test_no_identity_term_when_its_weight_is_zero():

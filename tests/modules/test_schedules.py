@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from genlab.modules.schedules import linear_decay, linear_decay_factor
+from genlab.modules.schedules import linear_decay_factor, scale_lr
 
 
 @pytest.mark.parametrize(
@@ -22,36 +22,18 @@ def test_the_paper_schedule_at_its_boundaries(epoch, factor):
     assert linear_decay_factor(epoch, 100, 100) == pytest.approx(factor, abs=1e-12)
 
 
-def test_the_scheduler_follows_the_rule_when_stepped_per_epoch():
-    param = torch.nn.Parameter(torch.zeros(()))
-    optimizer = torch.optim.Adam([param], lr=2e-4)
-    scheduler = linear_decay(optimizer, n_epochs=2, n_epochs_decay=3)
-    lrs = []
-    for _ in range(6):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    expected = [2e-4, 2e-4, 2e-4 * 3 / 4, 2e-4 * 2 / 4, 2e-4 * 1 / 4, 0.0]
-    assert lrs == pytest.approx(expected, abs=1e-15)
+def test_no_constant_or_no_decay_epochs():
+    assert [linear_decay_factor(e, 0, 3) for e in range(4)] == pytest.approx([0.75, 0.5, 0.25, 0])
+    assert [linear_decay_factor(e, 2, 0) for e in range(3)] == [1.0, 1.0, 0.0]
 
 
-def test_the_position_is_restored_from_a_state_dict():
-    param = torch.nn.Parameter(torch.zeros(()))
-    first = torch.optim.Adam([param], lr=1.0)
-    scheduler = linear_decay(first, 1, 4)
-    for _ in range(3):
-        first.step()
-        scheduler.step()
-    second = torch.optim.Adam([param], lr=1.0)
-    again = linear_decay(second, 1, 4)
-    second.load_state_dict(first.state_dict())
-    again.load_state_dict(scheduler.state_dict())
-    assert second.param_groups[0]["lr"] == first.param_groups[0]["lr"] == pytest.approx(2 / 5)
-    again.step()  # epoch 4: 1 - (4 + 1 - 1) / 5
-    assert second.param_groups[0]["lr"] == pytest.approx(1 / 5)
-
-
-def test_negative_epochs_are_refused():
-    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(()))])
-    with pytest.raises(ValueError, match=r"model\.n_epochs=-1"):
-        linear_decay(optimizer, -1, 3)
+def test_scale_lr_scales_the_base_lr_of_every_group_and_checkpoints_it():
+    a, b = torch.nn.Parameter(torch.zeros(())), torch.nn.Parameter(torch.zeros(()))
+    optimizer = torch.optim.Adam([{"params": [a], "lr": 2e-4}, {"params": [b], "lr": 1e-3}])
+    scale_lr(optimizer, 0.5)
+    scale_lr(optimizer, 0.25)  # from the base lr, not the current one
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([5e-5, 2.5e-4])
+    restored = torch.optim.Adam([{"params": [a], "lr": 9.0}, {"params": [b], "lr": 9.0}])
+    restored.load_state_dict(optimizer.state_dict())
+    scale_lr(restored, 1.0)
+    assert [g["lr"] for g in restored.param_groups] == pytest.approx([2e-4, 1e-3])

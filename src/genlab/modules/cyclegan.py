@@ -14,8 +14,8 @@ paper's), one copy per discriminator, each with its own state (WGAN clipping, BE
 Every training step updates both generators (one optimizer), then both discriminators (one
 optimizer) on fakes from the image pools; each update: toggled optimizer -> zero_grad ->
 manual_backward -> [clip] -> step. Adam with the paper's settings; the LR is constant for
-``n_epochs`` epochs, then decays linearly over ``n_epochs_decay`` (the reference's rule,
-``genlab.modules.schedules``).
+``n_epochs`` epochs, then decays linearly over ``n_epochs_decay`` (the reference's rule, set
+from the epoch's index at every step, ``genlab.modules.schedules``).
 
 Counters: ``g_steps`` = ``d_steps`` = training steps, ``images_seen`` = images of each domain
 consumed (all processes; one pair per image, as the reference counts iterations).
@@ -37,7 +37,7 @@ from genlab.metrics.translation import check_direction
 from genlab.modules.counters import counter_values, register_counters
 from genlab.modules.gan import broadcast_buffers
 from genlab.modules.image_pool import ImagePool
-from genlab.modules.schedules import linear_decay
+from genlab.modules.schedules import linear_decay_factor, scale_lr
 from genlab.objectives.cycle import CycleTerms, l1_reconstruction
 from genlab.objectives.gan import GANObjective, LeastSquares
 from genlab.utils.images import Grid
@@ -240,23 +240,25 @@ class CycleGAN(LightningModule):
                 f"set trainer.max_epochs={total} or lengthen the schedule"
             )
 
-    def on_train_epoch_end(self) -> None:
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Every step trains at its epoch's LR: the optimizers' lr times the linear-decay factor
+        of ``current_epoch``. Set per step, not per epoch start: Lightning does not call
+        ``on_train_epoch_start`` when it resumes inside an epoch."""
+        factor = linear_decay_factor(self.current_epoch, self.n_epochs, self.n_epochs_decay)
+        for optimizer in self.optimizers():
+            scale_lr(optimizer, factor)
 
     def configure_optimizers(self) -> Any:
-        """Two optimizers, generators (G and F) first, then discriminators (D_A and D_B), each
-        with the linear-decay schedule."""
-        configs = []
-        for nets in (
-            (self.generator_ab, self.generator_ba),
-            (self.discriminator_a, self.discriminator_b),
-        ):
-            params = itertools.chain.from_iterable(net.parameters() for net in nets)
-            optimizer = self.optimizer_factory(params=params)
-            scheduler = linear_decay(optimizer, self.n_epochs, self.n_epochs_decay)
-            configs.append({"optimizer": optimizer, "lr_scheduler": scheduler})
-        return configs
+        """Two optimizers: the generators' (G and F), then the discriminators' (D_A and D_B)."""
+        return [
+            self.optimizer_factory(
+                params=itertools.chain.from_iterable(net.parameters() for net in nets)
+            )
+            for nets in (
+                (self.generator_ab, self.generator_ba),
+                (self.discriminator_a, self.discriminator_b),
+            )
+        ]
 
     # ---- pictures ----------------------------------------------------------------------------
     @torch.no_grad()
