@@ -2,6 +2,11 @@
 LR rule over epochs, budgets, translation and pictures."""
 
 import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -194,3 +199,26 @@ def test_translation_and_the_picture_of_cycles():
     torch.testing.assert_close(rows[2], model.translate(rows[1], "BtoA"))
     torch.testing.assert_close(rows[3], b)
     torch.testing.assert_close(rows[5], model.translate(rows[4], "AtoB"))
+
+
+def test_ddp_keeps_nets_and_pools_identical_across_ranks(tmp_path):
+    """Two gloo processes, each with its own data: after 5 steps both copies of the model, pools
+    included, agree exactly, and the pools hold the fakes of both processes (one pool over the
+    global batch of 2 x 2: full with 16 after 4 steps, where each process's own fakes would
+    make 10)."""
+    script = Path(__file__).with_name("ddp_cyclegan_script.py")
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert states[0].keys() == states[1].keys()
+    for key, value in states[0].items():
+        assert torch.equal(value, states[1][key]), key
+    assert int(states[0]["pools.A.count"]) == int(states[0]["pools.B.count"]) == 16
+    counters = json.loads((tmp_path / "counters.json").read_text())
+    assert counters == {"d_steps": 5, "g_steps": 5, "images_seen": 5 * 2 * 2, "pool_queries": 5}
