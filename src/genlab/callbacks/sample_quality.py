@@ -107,10 +107,15 @@ class SampleQuality(Callback):
         return self._extractor
 
     def _classifier_for(self, trainer: Trainer) -> FeatureExtractor:
-        """The data set's domain evaluator (a classifier of its labels; of the domains for
-        unpaired data), built once; with the default extractor it is the same cached net."""
+        """A classifier of the data set's labels (of the domains, for unpaired data): the
+        extractor itself when it is one (the domain evaluator), else the cached domain
+        evaluator with its default recipe. Built once."""
         if self._classifier is None:
-            self._classifier = self._built(trainer, domain_evaluator)
+            extractor = self._extractor_for(trainer)
+            if getattr(extractor, "num_classes", None) == self.data_cfg.num_classes:
+                self._classifier = extractor
+            else:
+                self._classifier = self._built(trainer, domain_evaluator)
         return self._classifier
 
     def _measure(self, trainer: Trainer, module: LightningModule) -> tuple[dict[str, float], Any]:
