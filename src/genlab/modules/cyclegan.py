@@ -121,9 +121,9 @@ class CycleGAN(LightningModule):
             return discriminator
         if autoencoder is None:
             raise ValueError(
-                f"loss={type(objective).__name__} needs an autoencoder critic, and model=cyclegan "
-                "has none (model.autoencoder=null): choose another objective (loss=ls is the "
-                "paper's), or set model.autoencoder to an autoencoder network for the domains"
+                f"the {type(objective).__name__} objective needs an autoencoder critic, and "
+                "model=cyclegan has none (model.autoencoder=null): choose another loss= (ls is "
+                "the paper's), or set model.autoencoder to an autoencoder network for the domains"
             )
         return autoencoder
 
