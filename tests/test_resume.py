@@ -147,6 +147,7 @@ def test_gan_killed_at_a_random_step_resumes_to_the_same_parameters(tmp_path, lo
 
 def test_cyclegan_killed_at_a_random_step_resumes_pools_schedule_and_parameters(tmp_path):
     step = random.Random("cyclegan").randint(2, 16)
+    assert step == 6  # the last step of epoch 0: its checkpoint precedes the epoch-end LR step
     assert kill_and_resume(tmp_path, CYCLEGAN, step) <= TOLERANCE
     full, resumed = load(tmp_path / "full"), load(tmp_path / "resumed")
     assert int(resumed["state_dict"]["pools.A.count"]) == 10  # full, so swaps were resumed too

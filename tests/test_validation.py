@@ -486,8 +486,6 @@ def test_a_best_of_run_metric_to_optimize_needs_evaluations_during_training():
         validate_config(compose_train_config([*overrides, f"callbacks.sample_quality.{during}"]))
 
 
-
-
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -413,6 +413,37 @@ def _conditional_errors(cfg: DictConfig) -> list[str]:
     return errors
 
 
+def _needs_autoencoder(objective: Any) -> bool:
+    """Whether the objective node's class needs an autoencoder critic (False if unimportable:
+    reported by _target_errors)."""
+    target = _target(objective) if isinstance(objective, DictConfig) else None
+    try:
+        return bool(target) and getattr(_locate(target), "needs_autoencoder", False)
+    except (ImportError, AttributeError):
+        return False
+
+
+def _critic_errors(cfg: DictConfig) -> list[str]:
+    """An objective that needs an autoencoder critic (BEGAN) needs a model that has one."""
+    model = cfg.get("model")
+    if not isinstance(model, DictConfig) or "objective" not in model:
+        return []
+    objective = OmegaConf.select(model, "objective", throw_on_missing=False, default=None)
+    if not _needs_autoencoder(objective) or model.get("autoencoder") is not None:
+        return []
+    folder = Path(CONFIG_DIR) / "loss"
+    others = [
+        name
+        for name in _group_options("loss")
+        if not _needs_autoencoder(OmegaConf.load(folder / f"{name}.yaml").objective)
+    ]
+    return [
+        f"model.objective._target_={objective._target_}{_choice('loss')} needs an autoencoder "
+        f"critic, but model.autoencoder=null{_choice('model')}: choose another objective "
+        f"(loss={' | '.join(others)}) or set model.autoencoder to an autoencoder network"
+    ]
+
+
 def _optimizer_argument_errors(cfg: DictConfig) -> list[str]:
     """Keys of a ``torch.optim`` optimizer node that the optimizer does not take (e.g. the
     GAN presets' Adam betas under optim=rmsprop)."""
@@ -541,6 +572,7 @@ def validate_config(cfg: DictConfig) -> None:
         *_optimizer_argument_errors(cfg),
         *_target_errors(cfg),
         *_conditional_errors(cfg),
+        *_critic_errors(cfg),
         *_layout_errors(cfg),
         *_checkpoint_errors(cfg),
         *_optimized_metric_errors(cfg),

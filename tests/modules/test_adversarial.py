@@ -14,6 +14,7 @@ from genlab.modules.adversarial import (
     objective_per_critic,
     optimizer_config,
     recompute_batch_norm,
+    step_epoch_schedulers,
     toggled_update,
 )
 from genlab.nets.lucic import LucicAutoencoder, LucicDiscriminator
@@ -162,3 +163,22 @@ def test_optimizer_config_applies_overrides_and_a_scheduler():
     )
     assert config["optimizer"].param_groups[0]["lr"] == 0.5
     assert config["lr_scheduler"].optimizer is config["optimizer"]
+
+
+def test_epoch_schedulers_are_stepped_to_the_epochs_done_and_no_further():
+    """Stepped once per finished epoch, whatever the calls: at an epoch's end (epochs_done =
+    current_epoch + 1) and, catching up after a resume, before a step (current_epoch)."""
+    net = nn.Linear(2, 2)
+    optimizers = [torch.optim.SGD(net.parameters(), lr=1.0) for _ in range(2)]
+    schedulers = [torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.5) for o in optimizers]
+    schedulers[1].step()  # one restored from a later point: already at epoch 1
+
+    class Module:
+        def lr_schedulers(self):
+            return schedulers
+
+    step_epoch_schedulers(Module(), 2)
+    step_epoch_schedulers(Module(), 2)  # already there: no step
+    step_epoch_schedulers(Module(), 1)  # behind the target never steps back
+    assert [s.last_epoch for s in schedulers] == [2, 2]
+    assert [o.param_groups[0]["lr"] for o in optimizers] == [0.25, 0.25]

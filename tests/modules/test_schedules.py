@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+from torch.optim.lr_scheduler import LambdaLR
 
-from genlab.modules.schedules import linear_decay_factor, scale_lr
+from genlab.modules.schedules import LinearDecay, linear_decay_factor
 
 
 @pytest.mark.parametrize(
@@ -27,13 +28,24 @@ def test_no_constant_or_no_decay_epochs():
     assert [linear_decay_factor(e, 2, 0) for e in range(3)] == [1.0, 1.0, 0.0]
 
 
-def test_scale_lr_scales_the_base_lr_of_every_group_and_checkpoints_it():
+def test_the_rule_drives_a_lambda_lr_scheduler_whose_checkpoint_keeps_it():
     a, b = torch.nn.Parameter(torch.zeros(())), torch.nn.Parameter(torch.zeros(()))
     optimizer = torch.optim.Adam([{"params": [a], "lr": 2e-4}, {"params": [b], "lr": 1e-3}])
-    scale_lr(optimizer, 0.5)
-    scale_lr(optimizer, 0.25)  # from the base lr, not the current one
-    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([5e-5, 2.5e-4])
-    restored = torch.optim.Adam([{"params": [a], "lr": 9.0}, {"params": [b], "lr": 9.0}])
-    restored.load_state_dict(optimizer.state_dict())
-    scale_lr(restored, 1.0)
-    assert [g["lr"] for g in restored.param_groups] == pytest.approx([2e-4, 1e-3])
+    scheduler = LambdaLR(optimizer, LinearDecay(1, 3))
+    lrs = [g["lr"] for g in optimizer.param_groups]
+    for _ in range(4):
+        scheduler.step()
+        lrs += [g["lr"] for g in optimizer.param_groups]
+    factors = [1.0, 0.75, 0.5, 0.25, 0.0]  # epochs 0 .. 4 of 1 + 3
+    assert lrs == pytest.approx([lr * f for f in factors for lr in (2e-4, 1e-3)])
+    # a restored scheduler continues from the checkpointed epoch with the checkpointed rule
+    scheduler = LambdaLR(optimizer, LinearDecay(1, 3))
+    scheduler.step()  # epoch 1
+    state = (optimizer.state_dict(), scheduler.state_dict())
+    restored_opt = torch.optim.Adam([{"params": [a], "lr": 9.0}, {"params": [b], "lr": 9.0}])
+    restored = LambdaLR(restored_opt, LinearDecay(7, 7))
+    restored_opt.load_state_dict(state[0])
+    restored.load_state_dict(state[1])
+    assert (restored.lr_lambdas[0].n_epochs, restored.lr_lambdas[0].n_epochs_decay) == (1, 3)
+    restored.step()  # epoch 2
+    assert [g["lr"] for g in restored_opt.param_groups] == pytest.approx([1e-4, 5e-4])

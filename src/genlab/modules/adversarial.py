@@ -68,8 +68,9 @@ The rest
   after the last update of a training step under DDP.
 - ``apply_spectral_norm(net)``: spectral normalisation of every conv / linear weight.
 - ``optimizer_config(factory, params, overrides, scheduler)`` and
-  ``step_epoch_schedulers(module)`` (call it in ``on_train_epoch_end``): optimizers from the
-  optim group's partial, per-network keyword overrides, per-epoch LR schedules.
+  ``step_epoch_schedulers(module, epochs_done)`` (in ``on_train_epoch_end`` and
+  ``on_train_batch_start``): optimizers from the optim group's partial, per-network keyword
+  overrides, per-epoch LR schedules that survive any resume point.
 - ``COUNTERS`` (``d_steps``, ``g_steps``, ``images_seen``) with ``register_counters`` and
   ``log_counters(module, batch_size)``: work counted in updates and real images, checkpointed.
 """
@@ -248,12 +249,17 @@ def optimizer_config(
     return config
 
 
-def step_epoch_schedulers(module: LightningModule) -> None:
-    """Step every LR scheduler of ``module`` once (manual optimization: call it at epoch end)."""
+def step_epoch_schedulers(module: LightningModule, epochs_done: int) -> None:
+    """Step every LR scheduler of ``module`` (per-epoch schedules, manual optimization) until it
+    has been stepped once per finished epoch (``last_epoch == epochs_done``). Call it in
+    ``on_train_epoch_end`` with ``current_epoch + 1``, and in ``on_train_batch_start`` with
+    ``current_epoch``: a run resumed from a checkpoint taken in an epoch's last step, before
+    that epoch's end stepped it, then still trains the next epoch at its LR."""
     schedulers = module.lr_schedulers()
     if schedulers is not None:
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            scheduler.step()
+            while scheduler.last_epoch < epochs_done:
+                scheduler.step()
 
 
 def log_counters(module: LightningModule, batch_size: int) -> None:

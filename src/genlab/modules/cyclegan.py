@@ -9,13 +9,16 @@ vs G(a)), trained on (a, b) batches drawn independently from the two domains
           + lambda_cyc lambda_id (|G(b) - b| + |F(a) - a|)
     L_D_A = (L_D(D_A; a, pool_A(F(b))) + penalty) / 2, L_D_B likewise on b, pool_B(G(a)).
 
-The adversarial terms come from the configured objective (least squares by default, the
-paper's), one copy per discriminator, each with its own state (WGAN clipping, BEGAN's k_t).
+The adversarial terms come from the configured objective (``loss=<name>``, least squares by
+default, the paper's), one copy per discriminator (``objective_per_critic``), each with its own
+state (WGAN clipping, BEGAN's k_t); each critic is one domain's D, scored on PatchGAN maps.
 Every training step updates both generators (one optimizer), then both discriminators (one
-optimizer) on fakes from the image pools; each update: toggled optimizer -> zero_grad ->
-manual_backward -> [clip] -> step. Adam with the paper's settings; the LR is constant for
-``n_epochs`` epochs, then decays linearly over ``n_epochs_decay`` (the reference's rule, set
-from the epoch's index at every step, ``genlab.modules.schedules``).
+optimizer) on fakes from the image pools, each update with the shared
+``genlab.modules.adversarial.toggled_update`` (toggled optimizer -> zero_grad ->
+manual_backward -> [clip] -> step). Adam with the paper's settings; the LR is constant for
+``n_epochs`` epochs, then decays linearly over ``n_epochs_decay`` (the reference's rule,
+``genlab.modules.schedules.LinearDecay``, a per-epoch scheduler of each optimizer, stepped by
+``step_epoch_schedulers`` at each epoch's end and caught up before every step).
 
 Counters: ``g_steps`` = ``d_steps`` = training steps, ``images_seen`` = images of each domain
 consumed (all processes; one pair per image, as the reference counts iterations).
@@ -23,7 +26,7 @@ consumed (all processes; one pair per image, as the reference counts iterations)
 
 from __future__ import annotations
 
-import copy
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,18 +34,27 @@ from typing import Any
 import torch
 from lightning import LightningModule
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from genlab.data.arrays import derive_seed
 from genlab.metrics.translation import check_direction
-from genlab.modules.counters import counter_values, register_counters
-from genlab.modules.gan import broadcast_buffers
+from genlab.modules.adversarial import (
+    COUNTERS,
+    broadcast_buffers,
+    choose_critic,
+    log_counters,
+    objective_per_critic,
+    optimizer_config,
+    step_epoch_schedulers,
+    toggled_update,
+)
+from genlab.modules.counters import register_counters
 from genlab.modules.image_pool import ImagePool
-from genlab.modules.schedules import linear_decay_factor, scale_lr
+from genlab.modules.schedules import LinearDecay
 from genlab.objectives.cycle import CycleTerms, l1_reconstruction
 from genlab.objectives.gan import GANObjective, LeastSquares
 from genlab.utils.images import Grid
 
-COUNTERS = ("d_steps", "g_steps", "images_seen")
 DOMAINS = ("A", "B")
 
 
@@ -50,15 +62,17 @@ class CycleGAN(LightningModule):
     """G, F, D_A, D_B trained with the CycleGAN loss (see the module docstring).
 
     ``generator`` / ``discriminator``: partials taking ``image_shape`` (both domains have the
-    data's shape). ``objective``: the adversarial objective (None: least squares). Objectives
-    that need an autoencoder critic (BEGAN) are refused unless ``autoencoder`` builds one.
-    ``optimizer``: a partial (Adam 2e-4, (0.5, 0.999) in the config), called for the generators'
-    and for the discriminators' parameters.
+    data's shape). ``objective``: the adversarial objective (``${loss.objective}``; None: least
+    squares). Objectives that need an autoencoder critic (BEGAN) need ``autoencoder``, a net
+    factory for the domains (none by default: the config check refuses them before training).
+    ``optimizer``: a partial (Adam 2e-4, (0.5, 0.999) in the config), called for the
+    generators' and for the discriminators' parameters, with the keyword overrides
+    ``g_optimizer`` / ``d_optimizer`` (e.g. ``{"lr": 4e-4}``).
 
     Logged: ``train/g_loss`` (total), ``train/g_adv`` (both adversarial terms), ``train/cycle``
     and ``train/identity`` (unweighted sums over the domains), ``train/d_loss`` (both halved D
     losses with penalties), ``train/penalty``, ``train/lr``, the objectives' extra scalars per
-    domain, and ``counters/*``.
+    domain (``train/<name>_A``, ``train/<name>_B``), and ``counters/*``.
     """
 
     batch_layout = "unpaired"  # training batches are (a, b) pairs of domain images
@@ -77,6 +91,8 @@ class CycleGAN(LightningModule):
         n_epochs_decay: int = 100,
         autoencoder: Callable[..., nn.Module] | None = None,
         grad_clip_val: float | None = None,
+        g_optimizer: dict[str, Any] | None = None,
+        d_optimizer: dict[str, Any] | None = None,
     ):
         super().__init__()
         for key, value in (("lambda_cyc", lambda_cyc), ("lambda_id", lambda_id)):
@@ -86,7 +102,7 @@ class CycleGAN(LightningModule):
             if value < 0:
                 raise ValueError(f"model.{key}={value} must be >= 0")
         objective = LeastSquares() if objective is None else objective
-        critic = self._critic_factory(objective, discriminator, autoencoder)
+        critic = choose_critic(objective, discriminator, autoencoder)
         self.automatic_optimization = False
         self.image_shape = tuple(int(v) for v in image_shape)
         self.lambda_cyc = lambda_cyc
@@ -98,8 +114,7 @@ class CycleGAN(LightningModule):
         self.generator_ba = generator(image_shape=self.image_shape)  # F: B -> A
         self.discriminator_a = critic(image_shape=self.image_shape)  # D_A: is it an A image?
         self.discriminator_b = critic(image_shape=self.image_shape)  # D_B: is it a B image?
-        # one objective per critic: each keeps its own state
-        self.objectives = nn.ModuleDict({d: copy.deepcopy(objective) for d in DOMAINS})
+        self.objectives = objective_per_critic(objective, DOMAINS)  # each keeps its own state
         # the pools' draws follow the run's seed (genlab-train seeds before building the model)
         seed = torch.initial_seed()
         self.pools = nn.ModuleDict(
@@ -109,23 +124,8 @@ class CycleGAN(LightningModule):
             }
         )
         self.optimizer_factory = optimizer
+        self.optimizer_overrides = (dict(g_optimizer or {}), dict(d_optimizer or {}))
         register_counters(self, *COUNTERS)
-
-    @staticmethod
-    def _critic_factory(
-        objective: GANObjective,
-        discriminator: Callable[..., nn.Module],
-        autoencoder: Callable[..., nn.Module] | None,
-    ) -> Callable[..., nn.Module]:
-        if not getattr(objective, "needs_autoencoder", False):
-            return discriminator
-        if autoencoder is None:
-            raise ValueError(
-                f"the {type(objective).__name__} objective needs an autoencoder critic, and "
-                "model=cyclegan has none (model.autoencoder=null): choose another loss= (ls is "
-                "the paper's), or set model.autoencoder to an autoencoder network for the domains"
-            )
-        return autoencoder
 
     # ---- the model ---------------------------------------------------------------------------
     @property
@@ -136,6 +136,9 @@ class CycleGAN(LightningModule):
     def _generator(self, direction: str) -> nn.Module:
         source, _ = check_direction(direction)
         return self.generator_ab if source == "A" else self.generator_ba
+
+    def _discriminator(self, domain: str) -> nn.Module:
+        return self.discriminator_a if domain == "A" else self.discriminator_b
 
     @torch.no_grad()
     def translate(self, images: Tensor, direction: str) -> Tensor:
@@ -148,74 +151,69 @@ class CycleGAN(LightningModule):
         return out
 
     # ---- training ----------------------------------------------------------------------------
-    def _update(self, optimizer: Any, loss: Tensor) -> None:
-        """One optimizer step on ``loss``; the caller has toggled ``optimizer``."""
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        if self.grad_clip_val is not None:
-            self.clip_gradients(optimizer, self.grad_clip_val, gradient_clip_algorithm="norm")
-        optimizer.step()
+    def _cycle_terms(self, reals: dict[str, Tensor], fakes: dict[str, Tensor]) -> CycleTerms:
+        """The reconstruction terms for reals and their translations (fakes["B"] = G(a))."""
+        zero = reals["A"].new_zeros(())
+        identity = self.lambda_id > 0
+        return CycleTerms(
+            cycle_a=l1_reconstruction(reals["A"], self.generator_ba(fakes["B"])),
+            cycle_b=l1_reconstruction(reals["B"], self.generator_ab(fakes["A"])),
+            identity_a=l1_reconstruction(reals["A"], self.generator_ba(reals["A"]))
+            if identity
+            else zero,
+            identity_b=l1_reconstruction(reals["B"], self.generator_ab(reals["B"]))
+            if identity
+            else zero,
+        )
 
     def _generator_step(
-        self, real_a: Tensor, real_b: Tensor, g_opt: Any
-    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """Update G and F; returns the fakes (F(b), G(a)) and the logs."""
-        with self.toggled_optimizer(g_opt):
-            fake_b = self.generator_ab(real_a)  # (B, C, H, W)
-            fake_a = self.generator_ba(real_b)  # (B, C, H, W)
-            zero = real_a.new_zeros(())
-            identity = self.lambda_id > 0
-            terms = CycleTerms(
-                cycle_a=l1_reconstruction(real_a, self.generator_ba(fake_b)),
-                cycle_b=l1_reconstruction(real_b, self.generator_ab(fake_a)),
-                identity_a=l1_reconstruction(real_a, self.generator_ba(real_a))
-                if identity
-                else zero,
-                identity_b=l1_reconstruction(real_b, self.generator_ab(real_b))
-                if identity
-                else zero,
+        self, reals: dict[str, Tensor], g_opt: Any
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Update G and F; returns the detached fakes {"A": F(b), "B": G(a)} and the logs."""
+        with toggled_update(self, g_opt, self.grad_clip_val) as step:
+            fakes = {"B": self.generator_ab(reals["A"]), "A": self.generator_ba(reals["B"])}
+            terms = self._cycle_terms(reals, fakes)
+            adversarial = sum(
+                self.objectives[d].generator_loss(self._discriminator(d), fakes[d], reals[d])
+                for d in DOMAINS
             )
-            adversarial = self.objectives["B"].g_loss(
-                self.discriminator_b(fake_b)
-            ) + self.objectives["A"].g_loss(self.discriminator_a(fake_a))
             g_loss = adversarial + terms.weighted(self.lambda_cyc, self.lambda_id)
-            self._update(g_opt, g_loss)
+            step(g_loss)
         logs = {
             "train/g_loss": g_loss.detach(),
             "train/g_adv": adversarial.detach(),
             "train/cycle": (terms.cycle_a + terms.cycle_b).detach(),
             "train/identity": (terms.identity_a + terms.identity_b).detach(),
         }
-        return fake_a.detach(), fake_b.detach(), logs
+        return {d: fake.detach() for d, fake in fakes.items()}, logs
 
     def _discriminator_step(
         self, reals: dict[str, Tensor], fakes: dict[str, Tensor], d_opt: Any
     ) -> dict[str, Tensor]:
         """Update D_A and D_B on pooled fakes; each D loss (with its penalty) is halved."""
-        nets = {"A": self.discriminator_a, "B": self.discriminator_b}
         pooled = {d: self.pools[d].query(fakes[d]) for d in DOMAINS}  # (B, C, H, W) each
-        with self.toggled_optimizer(d_opt):
-            losses, penalties = {}, {}
-            for d in DOMAINS:
-                objective, net = self.objectives[d], nets[d]
-                losses[d] = objective.d_loss(net(reals[d]), net(pooled[d]))
-                penalties[d] = objective.penalty(net, reals[d], pooled[d])
-            d_loss = sum(0.5 * (losses[d] + penalties[d]) for d in DOMAINS)
-            self._update(d_opt, d_loss)
+        with toggled_update(self, d_opt, self.grad_clip_val) as step:
+            losses = {
+                d: self.objectives[d].discriminator_loss(
+                    self._discriminator(d), reals[d], pooled[d]
+                )
+                for d in DOMAINS
+            }  # (L_D, penalty) per domain
+            d_loss = sum(0.5 * (loss + penalty) for loss, penalty in losses.values())
+            step(d_loss)
         for d in DOMAINS:
-            self.objectives[d].after_d_step(nets[d])
+            self.objectives[d].after_d_step(self._discriminator(d))
         return {
             "train/d_loss": d_loss.detach(),
-            "train/penalty": sum(penalties.values()).detach(),
+            "train/penalty": sum(penalty for _, penalty in losses.values()).detach(),
         }
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real_a, real_b = batch  # (B, C, H, W) each, drawn independently
+        reals = {"A": real_a, "B": real_b}
         g_opt, d_opt = self.optimizers()
-        fake_a, fake_b, logs = self._generator_step(real_a, real_b, g_opt)
-        logs.update(
-            self._discriminator_step({"A": real_a, "B": real_b}, {"A": fake_a, "B": fake_b}, d_opt)
-        )
+        fakes, logs = self._generator_step(reals, g_opt)
+        logs.update(self._discriminator_step(reals, fakes, d_opt))
         self.g_steps += 1
         self.d_steps += 1
         self.images_seen += real_a.shape[0] * self.trainer.world_size
@@ -224,10 +222,7 @@ class CycleGAN(LightningModule):
             logs.update({f"train/{k}_{d}": v for k, v in self.objectives[d].logs().items()})
         logs["train/lr"] = torch.tensor(g_opt.param_groups[0]["lr"])
         self.log_dict(logs, prog_bar=True, batch_size=real_a.shape[0])
-        self.log_dict(
-            {f"counters/{k}": float(v) for k, v in counter_values(self, *COUNTERS).items()},
-            batch_size=real_a.shape[0],
-        )
+        log_counters(self, batch_size=real_a.shape[0])
 
     def on_fit_start(self) -> None:
         """Refuse a budget longer than the LR schedule (its extra epochs would train at LR 0)."""
@@ -241,23 +236,31 @@ class CycleGAN(LightningModule):
             )
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Every step trains at its epoch's LR: the optimizers' lr times the linear-decay factor
-        of ``current_epoch``. Set per step, not per epoch start: Lightning does not call
-        ``on_train_epoch_start`` when it resumes inside an epoch."""
-        factor = linear_decay_factor(self.current_epoch, self.n_epochs, self.n_epochs_decay)
-        for optimizer in self.optimizers():
-            scale_lr(optimizer, factor)
+        """Every step trains at its epoch's LR, also after a resume from a checkpoint taken in
+        an epoch's last step (before the epoch-end scheduler step)."""
+        step_epoch_schedulers(self, self.current_epoch)
+
+    def on_train_epoch_end(self) -> None:
+        step_epoch_schedulers(self, self.current_epoch + 1)
 
     def configure_optimizers(self) -> Any:
-        """Two optimizers: the generators' (G and F), then the discriminators' (D_A and D_B)."""
+        """Two optimizers, each with the linear-decay schedule: the generators' (G and F), then
+        the discriminators' (D_A and D_B)."""
+        schedule = functools.partial(
+            LambdaLR, lr_lambda=LinearDecay(self.n_epochs, self.n_epochs_decay)
+        )
+        nets = (
+            (self.generator_ab, self.generator_ba),
+            (self.discriminator_a, self.discriminator_b),
+        )
         return [
-            self.optimizer_factory(
-                params=itertools.chain.from_iterable(net.parameters() for net in nets)
+            optimizer_config(
+                self.optimizer_factory,
+                itertools.chain.from_iterable(net.parameters() for net in pair),
+                overrides,
+                schedule,
             )
-            for nets in (
-                (self.generator_ab, self.generator_ba),
-                (self.discriminator_a, self.discriminator_b),
-            )
+            for pair, overrides in zip(nets, self.optimizer_overrides, strict=True)
         ]
 
     # ---- pictures ----------------------------------------------------------------------------

@@ -206,10 +206,14 @@ class GAN(LightningModule):
         self.log_dict(logs, prog_bar=True, batch_size=real.shape[0])
         log_counters(self, batch_size=real.shape[0])
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Per-epoch LR schedules caught up (a resume from an epoch's last step)."""
+        step_epoch_schedulers(self, self.current_epoch)
+
     def on_train_epoch_end(self) -> None:
         """Per-epoch LR schedules; every process ends the epoch with the EMA generator's
         batch-norm statistics recomputed for its weights (pictures are drawn on rank 0 only)."""
-        step_epoch_schedulers(self)
+        step_epoch_schedulers(self, self.current_epoch + 1)
         self.sampling_generator()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -1,13 +1,11 @@
 """Learning-rate rules of the image-to-image models (CycleGAN, pix2pix).
 
-The LR of an epoch is a function of the epoch's index only, set before every training step: a
-resumed run trains every epoch at the LR the uninterrupted run used, wherever in an epoch (or at
-its very end) its checkpoint was taken, as no per-epoch step count has to survive the restart.
+A rule is an LR multiplier of the 0-based epoch index, for ``torch.optim.lr_scheduler.LambdaLR``
+(a per-epoch scheduler stepped with ``genlab.modules.adversarial.step_epoch_schedulers``). Rules
+are callable objects, not functions, so that the scheduler's checkpoint holds their settings.
 """
 
 from __future__ import annotations
-
-from torch.optim import Optimizer
 
 
 def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
@@ -18,9 +16,12 @@ def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float
     return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1))
 
 
-def scale_lr(optimizer: Optimizer, factor: float) -> None:
-    """Set every param group's lr to its base lr times ``factor``. The base lr is the group's lr
-    at the first call, kept in the group as ``base_lr`` (so checkpointed with the optimizer)."""
-    for group in optimizer.param_groups:
-        group.setdefault("base_lr", group["lr"])
-        group["lr"] = group["base_lr"] * factor
+class LinearDecay:
+    """``linear_decay_factor(epoch, n_epochs, n_epochs_decay)`` as a ``LambdaLR`` rule."""
+
+    def __init__(self, n_epochs: int, n_epochs_decay: int):
+        self.n_epochs = n_epochs
+        self.n_epochs_decay = n_epochs_decay
+
+    def __call__(self, epoch: int) -> float:
+        return linear_decay_factor(epoch, self.n_epochs, self.n_epochs_decay)
