@@ -10,6 +10,7 @@ from PIL import Image
 
 from genlab import sample as genlab_sample
 from genlab.data.image_folder import load_images
+from genlab.errors import UsageError
 from genlab.runs import checkpoint_path, load_model, load_run_config
 from tests.test_train import run_cli
 
@@ -70,7 +71,7 @@ def test_the_direction_picks_the_generator(cyclegan_run, images, tmp_path):
 
 
 def test_translation_runs_need_input_and_input_needs_direction(cyclegan_run, images, tmp_path):
-    with pytest.raises(ValueError, match=r"pass --input DIR --direction AtoB\|BtoA"):
+    with pytest.raises(UsageError, match=r"pass --input DIR --direction AtoB\|BtoA"):
         genlab_sample.sample_run([str(cyclegan_run), "--out", str(tmp_path / "s.npz")])
     with pytest.raises(SystemExit):
         genlab_sample.sample_run([str(cyclegan_run), "--input", str(images), "--out", "x"])
@@ -79,7 +80,7 @@ def test_translation_runs_need_input_and_input_needs_direction(cyclegan_run, ima
 def test_input_needs_a_translation_model(tmp_path, images):
     run_dir = tmp_path / "vae"
     run_cli(run_dir, "debug=fast", "data.source.num_train=1500", "data.val_size=200")
-    with pytest.raises(ValueError, match="does not translate images"):
+    with pytest.raises(UsageError, match="does not translate images"):
         genlab_sample.sample_run(
             [str(run_dir), "--input", str(images), "--direction", "AtoB", "--out", str(tmp_path)]
         )
@@ -92,3 +93,14 @@ def test_the_command_exits_cleanly(cyclegan_run, images, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "wrote 3 AtoB translations" in result.stdout
     assert torch.tensor(np.asarray(Image.open(tmp_path / "out" / "a.png"))).shape == (32, 32)
+
+
+def test_a_folder_without_images_is_a_user_error(cyclegan_run, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    command = [sys.executable, "-m", "genlab.sample", str(cyclegan_run), "--input", str(empty)]
+    command += ["--direction", "AtoB", "--out", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"Error: --input {empty}: no " in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -19,7 +19,7 @@ import lightning as L
 import numpy as np
 
 from genlab.data.image_folder import EXTENSIONS, find_images, load_images
-from genlab.errors import run_reporting_user_errors
+from genlab.errors import UsageError, run_reporting_user_errors
 from genlab.metrics.evaluate import generate
 from genlab.metrics.translation import DIRECTIONS, Translator, translate_images
 from genlab.runs import checkpoint_path, load_model, load_run_config
@@ -62,11 +62,11 @@ def translate_folder(
     write PNGs under ``out`` at the same relative paths; returns the paths written."""
     files = find_images(source)
     if not files:
-        raise ValueError(f"--input {source}: no {'/'.join(EXTENSIONS)} files")
+        raise UsageError(f"--input {source}: no {'/'.join(EXTENSIONS)} files")
     targets = [out / f.relative_to(source).with_suffix(".png") for f in files]
     clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
     if clashes:
-        raise ValueError(f"--input {source}: several files would be written to {clashes[0]}")
+        raise UsageError(f"--input {source}: several files would be written to {clashes[0]}")
     channels, size, _ = model.image_shape
     written = []
     for start in range(0, len(files), batch_size):
@@ -87,7 +87,7 @@ def sample_run(argv: list[str] | None = None) -> Path:
     translates = callable(getattr(model, "translate", None))
     if args.input is not None:
         if not translates:
-            raise ValueError(
+            raise UsageError(
                 f"--input: the model of {args.run_dir} ({type(model).__name__}) does not "
                 "translate images; --input / --direction need a translation run (model=cyclegan)"
             )
@@ -95,7 +95,7 @@ def sample_run(argv: list[str] | None = None) -> Path:
         print(f"wrote {len(written)} {args.direction} translations to {args.out}")
         return args.out
     if translates:
-        raise ValueError(
+        raise UsageError(
             f"the model of {args.run_dir} ({type(model).__name__}) translates images rather than "
             "sampling them: pass --input DIR --direction AtoB|BtoA --out DIR2"
         )
