@@ -131,6 +131,18 @@ def test_ddp_on_two_cpu_processes_counts_the_images_of_both(tmp_path):
     assert record["images_seen"] == 2 * 3 * 16 and record["train_steps"] == 3
 
 
+@pytest.mark.slow
+def test_cyclegan_under_ddp_on_two_cpu_processes(tmp_path):
+    """genlab-train experiment=cyclegan_shapes hardware=ddp_cpu (about a minute): both processes
+    train, their images counted (pools and nets across ranks: test_cyclegan_module.py)."""
+    run_dir = tmp_path / "ddp_cyclegan"
+    small = ["model.generator.base_channels=4", "model.discriminator.base_channels=4"]
+    run_cli(run_dir, "experiment=cyclegan_shapes", "debug=fast", "hardware=ddp_cpu", *small)
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "completed" and record["model"] == "CycleGAN"
+    assert record["images_seen"] == 2 * 3 * 16 and record["g_steps"] == record["d_steps"] == 3
+
+
 def test_multirun_sweep_writes_one_directory_per_job(tmp_path):
     sweep_dir = tmp_path / "sweep"
     run_cli(sweep_dir, "-m", "debug=fast", "model.latent_dim=2,4", dir_key="hydra.sweep.dir")
