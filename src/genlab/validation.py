@@ -15,7 +15,9 @@ matches a key by name in a section, so a new model, net or objective gets them f
 A key whose value is a plain reference to another key (``num_classes: ${data.num_classes}``,
 ``objective: ${loss.objective}``) is checked where the value is defined; a reference to a key
 that no chosen config sets is named with the fix (a GAN model with no ``loss=``). Optimizer
-keys must be arguments of the optimizer (``optim=rmsprop`` takes no ``betas``). Choices made
+keys must be arguments of the optimizer (``optim=rmsprop`` takes no ``betas``). An objective
+that needs an autoencoder critic (BEGAN) needs a model whose ``autoencoder`` is set (CycleGAN
+has none). Choices made
 here: BEGAN's ``gamma`` must be in (0, 1] (the ratio of the two losses it balances);
 ``clip_value`` and ``grad_clip_val`` are null (no clipping) or > 0; ``trainer.max_epochs`` is
 null, -1 (no limit) or >= 1, as 0 trains nothing.
